@@ -121,8 +121,8 @@ type HSM struct {
 	Pools []Pool `yaml:"pools" json:"pools"`
 	// AllowUnsupportedExtendedRegion models an extended region that
 	// Microsoft lists as one that "cannot be extended regions at this time"
-	// (facts, finding 1). Off, such a topology is refused by the emulator
-	// and flagged by lint.
+	// (facts, finding 1). Off, the emulator refuses such a topology; on, it
+	// models the plan as a hypothetical. Lint reports the region either way.
 	AllowUnsupportedExtendedRegion bool `yaml:"allowUnsupportedExtendedRegion,omitempty" json:"allowUnsupportedExtendedRegion,omitempty"`
 	// SecurityDomain is the activation configuration.
 	SecurityDomain SecurityDomain `yaml:"securityDomain" json:"securityDomain"`
