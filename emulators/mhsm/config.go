@@ -123,6 +123,9 @@ type Config struct {
 	// Clock and Rand are injected; Rand makes version IDs reproducible.
 	Clock clock.Clock
 	Rand  *rand.Rand
+	// OnChange, when set, receives every change of a partition's or pool's
+	// state (called with the HSM's lock held: it must not call the HSM).
+	OnChange func(Change)
 	// NewPartition creates a partition; nil uses pure-Go partitions.
 	NewPartition func(region string, p PartitionConfig) (partition.Partition, error)
 }
@@ -210,3 +213,20 @@ func lower(s string) string {
 	}
 	return string(b)
 }
+
+// Change is a state change of a partition or pool, for the run's timeline.
+type Change struct {
+	Resource string // "southindia/p1" for a partition, "southindia" for a pool
+	Kind     string // "hsm-partition" or "hsm-pool"
+	From, To string
+	Reason   string
+}
+
+// Partition and pool states reported through Config.OnChange.
+const (
+	StateHealthy = "Healthy"
+	StateLost    = "Lost"
+	StateServing = "Serving"
+	StateDown    = "Down"
+	StatePurged  = "Purged"
+)

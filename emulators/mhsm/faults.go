@@ -77,6 +77,7 @@ func (h *HSM) FailPartitions(region string, n int, names ...string) ([]string, e
 		}
 		m.lost, m.lostAt = true, now
 		failed = append(failed, m.cfg.Name)
+		h.change(region+"/"+m.cfg.Name, "hsm-partition", StateHealthy, StateLost, "partition lost")
 		if h.cfg.PartitionHealTime > 0 {
 			name := m.cfg.Name
 			m.heal = h.clk.AfterFunc(h.cfg.PartitionHealTime, func() { h.heal(region, name) })
@@ -105,7 +106,7 @@ func (h *HSM) heal(region, name string) {
 	if !source {
 		return // all instances lost and no other pool: security-domain recovery needed
 	}
-	_ = h.restoreLocked(r, []string{name})
+	_ = h.restoreLocked(r, []string{name}, "healed by confidential service healing")
 }
 
 // RestorePartitions brings lost partitions back (the rack's power returns).
@@ -118,10 +119,10 @@ func (h *HSM) RestorePartitions(region string, names ...string) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNoSuchRegion, region)
 	}
-	return h.restoreLocked(r, names)
+	return h.restoreLocked(r, names, "restored")
 }
 
-func (h *HSM) restoreLocked(r *replica, names []string) error {
+func (h *HSM) restoreLocked(r *replica, names []string, reason string) error {
 	ctx := context.Background()
 	pl := r.pool
 	pl.mu.Lock()
@@ -142,6 +143,7 @@ func (h *HSM) restoreLocked(r *replica, names []string) error {
 		if err := h.resync(ctx, r, m); err != nil && firstErr == nil {
 			firstErr = err
 		}
+		h.change(r.region+"/"+m.cfg.Name, "hsm-partition", StateLost, StateHealthy, reason)
 	}
 	h.noteHealth(r)
 	return firstErr
@@ -191,6 +193,7 @@ func (h *HSM) RemoveRegion(region string) error {
 	r.pool.close()
 	delete(h.replicas, region)
 	h.extended = ""
+	h.change(region, "hsm-pool", StateServing, StatePurged, "extended region removed")
 	return nil
 }
 

@@ -199,6 +199,18 @@ func (h *HSM) noteHealth(r *replica) {
 	r.prev = r.visible(now, h.cfg.DNSTTL)
 	r.healthy = hv
 	r.changedAt = now
+	from, to := StateServing, StateDown
+	if hv {
+		from, to = to, from
+	}
+	h.change(r.region, "hsm-pool", from, to, "")
+}
+
+// change reports a state change through Config.OnChange.
+func (h *HSM) change(resource, kind, from, to, reason string) {
+	if h.cfg.OnChange != nil {
+		h.cfg.OnChange(Change{Resource: resource, Kind: kind, From: from, To: to, Reason: reason})
+	}
 }
 
 // route picks the replica that serves a read or crypto request from the
