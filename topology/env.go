@@ -1,0 +1,154 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hsmlab/hsmlab/emulators/mhsm"
+	"github.com/hsmlab/hsmlab/lab/clock"
+)
+
+// Provider brings a topology to life: in-process under virtual time (sim),
+// as real processes on loopback (local), in containers, or against Azure.
+type Provider interface {
+	// Name is the provider's name as results record it ("sim", "local", ...).
+	Name() string
+	// Up starts the topology. On error it returns what was started (or
+	// nil), which the caller must Down.
+	Up(ctx context.Context, t *Topology, o UpOptions) (Env, error)
+}
+
+// UpOptions are handed to a provider.
+type UpOptions struct {
+	// Clock drives every component (a *clock.Virtual in the sim).
+	Clock clock.Clock
+	// Rand is the run's seeded random source.
+	Rand *rand.Rand
+	// DataDir holds the workloads' data (encrypted) for the run.
+	DataDir string
+	// OnState receives every service state change.
+	OnState func(StateChange)
+}
+
+// StateChange is a component changing state (SQL Online → Inaccessible, a
+// pool going down, ...).
+type StateChange struct {
+	Time     time.Time
+	Resource string
+	Kind     string
+	From, To string
+	Reason   string
+}
+
+// Env is a running topology: what faults act on and probes observe.
+type Env interface {
+	Provider() string
+	Topology() *Topology
+	Clock() clock.Clock
+	// HSM is the Managed HSM emulator.
+	HSM() *mhsm.HSM
+	// Operator is the principal faults and runbook actions act as; the
+	// provider grants it Administrator, Crypto User and Crypto Officer.
+	Operator() mhsm.Caller
+	// Network controls the links between clients and the HSM.
+	Network() Links
+	// SetRegionDown takes a whole region out (HSM pool, private endpoint,
+	// DNS and workloads) or brings it back.
+	SetRegionDown(region string, down bool) error
+	// Probe performs one observation.
+	Probe(ctx context.Context, p ProbeSpec) ProbeResult
+	// LostWrites returns which acknowledged writes (by ID) of a workload
+	// are missing from its current primary copy.
+	LostWrites(ctx context.Context, target string, acked []string) ([]string, error)
+	// Down stops everything. It is idempotent.
+	Down(ctx context.Context) error
+}
+
+// Probe kinds.
+const (
+	ProbeHSMUnwrap = "hsm-unwrap"
+	ProbeSQLQuery  = "sql-query"
+	ProbeSQLWrite  = "sql-write"
+	ProbeBlobRead  = "blob-read"
+	ProbeBlobWrite = "blob-write"
+	ProbeVMBoot    = "vm-boot"
+	ProbeDiskIO    = "disk-io"
+)
+
+// ProbeKinds lists every probe kind with what it targets.
+var ProbeKinds = map[string]string{
+	ProbeHSMUnwrap: "a region (unwrap a DEK from that region through its private endpoint)",
+	ProbeSQLQuery:  "a SQL managed instance (read a row)",
+	ProbeSQLWrite:  "a SQL managed instance (write a row; lost writes are counted)",
+	ProbeBlobRead:  "a storage account (read a blob)",
+	ProbeBlobWrite: "a storage account (write a blob)",
+	ProbeVMBoot:    "a VM (boot it if it is not running)",
+	ProbeDiskIO:    "a VM (read and write a disk block)",
+}
+
+// ProbeSpec is one probe as a scenario declares it.
+type ProbeSpec struct {
+	// Type is a probe kind.
+	Type string `yaml:"type" json:"type"`
+	// Target is the workload (or, for hsm-unwrap, the client region).
+	Target string `yaml:"target" json:"target"`
+	// Key and As are for hsm-unwrap: which key, as which principal
+	// (defaults: a service identity of that region and its key).
+	Key string `yaml:"key,omitempty" json:"key,omitempty"`
+	As  string `yaml:"as,omitempty" json:"as,omitempty"`
+	// Every is the probe interval.
+	Every Duration `yaml:"every,omitempty" json:"every,omitempty"`
+	// Seq numbers the probe's operations (set by the engine).
+	Seq int64 `yaml:"-" json:"-"`
+}
+
+// ProbeResult is the outcome of one probe operation.
+type ProbeResult struct {
+	OK      bool
+	Code    string // error code on failure
+	Err     string
+	Latency time.Duration
+	// HSM details when an HSM operation was involved.
+	Pool, Partition, KeyVersion string
+	Region, Path                string
+	// WriteID names an acknowledged write (sql-write, blob-write).
+	WriteID string
+}
+
+// Links controls named network links. Link names are provider-defined; the sim's
+// are "<regionA>~<regionB>" for inter-region paths and the private
+// endpoints' names.
+type Links interface {
+	// Links lists the link names.
+	Links() []string
+	// SetLatency adds extra one-way latency to a link (0 removes it).
+	SetLatency(link string, extra time.Duration) error
+	// SetCut cuts a link or restores it.
+	SetCut(link string, cut bool) error
+}
+
+// ErrUnknownLink is returned for a link name the provider does not have.
+var ErrUnknownLink = errors.New("unknown link")
+
+// LinkName is the name of the inter-region path between two regions.
+func LinkName(a, b string) string {
+	if a > b {
+		a, b = b, a
+	}
+	return a + "~" + b
+}
+
+// LinkNames lists the topology's links: every inter-region path, then every
+// private endpoint.
+func LinkNames(t *Topology) []string {
+	var out []string
+	for _, l := range t.Network.Links {
+		out = append(out, LinkName(l.Between[0], l.Between[1]))
+	}
+	for _, pe := range t.Network.PrivateEndpoints {
+		out = append(out, pe.Name)
+	}
+	return out
+}

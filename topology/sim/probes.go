@@ -1,0 +1,103 @@
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+
+	"github.com/hsmlab/hsmlab/emulators/mhsm"
+	"github.com/hsmlab/hsmlab/emulators/partition"
+	"github.com/hsmlab/hsmlab/topology"
+)
+
+// unwrapProbe holds the DEK an hsm-unwrap probe unwraps again and again.
+type unwrapProbe struct {
+	principal, key string
+	version        string
+	wrapped        []byte
+}
+
+// probeIdentity picks the principal and key an hsm-unwrap probe from a
+// region acts with: the scenario's choice, else the identity of the first
+// workload of that region (SQL MI, storage account, DES) and its key.
+func probeIdentity(t *topology.Topology, region, as, key string) (string, string) {
+	type wl struct{ region, id, key string }
+	var all []wl
+	for _, s := range t.Workloads.SQLManagedInstances {
+		all = append(all, wl{s.Region, s.Identity, s.Key})
+	}
+	for _, s := range t.Workloads.StorageAccounts {
+		all = append(all, wl{s.Region, s.Identity, s.Key})
+	}
+	for _, d := range t.Workloads.DiskEncryptionSets {
+		all = append(all, wl{d.Region, d.Identity, d.Key})
+	}
+	for _, w := range all {
+		if w.region != region || (key != "" && w.key != key) || (as != "" && w.id != as) {
+			continue
+		}
+		if as == "" {
+			as = w.id
+		}
+		if key == "" {
+			key = w.key
+		}
+		break
+	}
+	if as == "" {
+		as = topology.OperatorPrincipal
+	}
+	if key == "" && len(t.HSM.Keys) > 0 {
+		key = t.HSM.Keys[0].Name
+	}
+	return as, key
+}
+
+func (e *env) probeUnwrap(ctx context.Context, p topology.ProbeSpec) topology.ProbeResult {
+	region := p.Target
+	res := topology.ProbeResult{Region: region}
+	if e.regionDown(region) {
+		res.Code, res.Err = CodeRegionDown, region+" is down"
+		return res
+	}
+	id := region + "|" + p.As + "|" + p.Key
+	e.mu.Lock()
+	up := e.unwrapProbes[id]
+	e.mu.Unlock()
+	caller := func(principal string) mhsm.Caller { return mhsm.Caller{Principal: principal, Region: region} }
+	if up == nil {
+		as, key := probeIdentity(e.t, region, p.As, p.Key)
+		// The probe's DEK is wrapped once, by the lab's operator, so the
+		// probe measures unwrap only.
+		dek := make([]byte, 32)
+		_, _ = rand.Read(dek)
+		w, err := e.hsm.WrapKey(ctx, e.Operator(), key, "", partition.RSAOAEP256, dek)
+		if err != nil {
+			code, _ := mhsm.Code(err)
+			res.Code, res.Err = code, err.Error()
+			return res
+		}
+		up = &unwrapProbe{principal: as, key: key, version: w.Version, wrapped: w.Value}
+		e.mu.Lock()
+		e.unwrapProbes[id] = up
+		e.mu.Unlock()
+	}
+	r, err := e.hsm.UnwrapKey(ctx, caller(up.principal), up.key, up.version, partition.RSAOAEP256, up.wrapped)
+	if err != nil {
+		code, _ := mhsm.Code(err)
+		if errors.Is(err, mhsm.ErrUnavailable) {
+			code = "ServiceUnavailable"
+		}
+		res.Code, res.Err = code, err.Error()
+		return res
+	}
+	rtt, route, err := e.path(region, r.Served.Region)
+	if err != nil {
+		res.Code, res.Err = CodeUnreachable, err.Error()
+		return res
+	}
+	res.OK = true
+	res.Latency = rtt + r.Served.Latency()
+	res.Pool, res.Partition, res.KeyVersion, res.Path = r.Served.Region, r.Served.Partition, r.Version, route
+	return res
+}

@@ -1,0 +1,250 @@
+// Package sim is the in-process provider: it brings a topology up inside the
+// process under the run's virtual clock — the Managed HSM emulator with
+// pure-Go partitions per region, the workload emulators with embedded data
+// paths, and in-process network links (intra-region, inter-region, through
+// each private endpoint) whose latency faults can raise and which faults can
+// cut. Hours of modelled time run in milliseconds, deterministically for a
+// seed.
+//
+// Unwrap latency in the sim = the modelled network round trip (the client
+// region's path to the serving pool: intra-region RTT, or the inter-region
+// link's RTT, plus any injected latency) + the HSM's modelled queueing and
+// service time at the partition's documented capacity.
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hsmlab/hsmlab/emulators/keyclient"
+	"github.com/hsmlab/hsmlab/emulators/mhsm"
+	"github.com/hsmlab/hsmlab/emulators/partition"
+	"github.com/hsmlab/hsmlab/lab/clock"
+	"github.com/hsmlab/hsmlab/topology"
+)
+
+// Provider is the sim provider. Its zero value is ready to use.
+type Provider struct{}
+
+// Name returns "sim".
+func (Provider) Name() string { return "sim" }
+
+// Error codes the sim's network and regions produce.
+const (
+	CodeRegionDown  = "RegionDown"         // the probe's own region is out
+	CodeUnreachable = "NetworkUnreachable" // no network path to the serving pool
+)
+
+// officer keys are lab material, generated once per process and shared by
+// every run: RSA key generation would otherwise dominate a sim run.
+var (
+	officerMu   sync.Mutex
+	officerKeys []*rsa.PublicKey
+)
+
+func officers(n int) ([]*rsa.PublicKey, error) {
+	officerMu.Lock()
+	defer officerMu.Unlock()
+	for len(officerKeys) < n {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, fmt.Errorf("sim: officer key: %w", err)
+		}
+		officerKeys = append(officerKeys, &k.PublicKey)
+	}
+	return officerKeys[:n], nil
+}
+
+// Up builds the environment and lets it settle: provisioning writes reach
+// the extended region after the replication lag, so on a virtual clock Up
+// advances past it and the run starts from a steady state.
+func (Provider) Up(ctx context.Context, t *topology.Topology, o topology.UpOptions) (topology.Env, error) {
+	clk := o.Clock
+	if clk == nil {
+		clk = clock.NewVirtual(time.Time{})
+	}
+	e := &env{t: t, clk: clk, onState: o.OnState, down: map[string]bool{}, net: newNetwork(t)}
+	e.virt, _ = clk.(*clock.Virtual)
+	cfg := t.HSMConfig(clk, o.Rand)
+	cfg.NewPartition = func(region string, p mhsm.PartitionConfig) (partition.Partition, error) {
+		// Identical unwraps are memoized: probes repeat them thousands of times.
+		return partition.Memo(partition.NewMemory(region+"/"+p.Name), 0), nil
+	}
+	cfg.OnChange = func(c mhsm.Change) { e.state(c.Resource, c.Kind, c.From, c.To, c.Reason) }
+	h, err := mhsm.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sim: hsm: %w", err)
+	}
+	e.hsm = h
+	offs, err := officers(len(t.HSM.SecurityDomain.Officers))
+	if err != nil {
+		return e, err
+	}
+	if _, err := topology.Provision(ctx, h, t, offs); err != nil {
+		return e, fmt.Errorf("sim: %w", err)
+	}
+	if e.virt != nil {
+		e.virt.Advance(t.Behaviour.HSM.ReplicationLag.D() + time.Second)
+	}
+	e.unwrapProbes = map[string]*unwrapProbe{}
+	return e, nil
+}
+
+type env struct {
+	t       *topology.Topology
+	clk     clock.Clock
+	virt    *clock.Virtual
+	hsm     *mhsm.HSM
+	net     *network
+	onState func(topology.StateChange)
+
+	mu           sync.Mutex
+	down         map[string]bool
+	unwrapProbes map[string]*unwrapProbe
+}
+
+func (e *env) Provider() string             { return "sim" }
+func (e *env) Topology() *topology.Topology { return e.t }
+func (e *env) Clock() clock.Clock           { return e.clk }
+func (e *env) HSM() *mhsm.HSM               { return e.hsm }
+func (e *env) Operator() mhsm.Caller        { return mhsm.Caller{Principal: topology.OperatorPrincipal} }
+func (e *env) Network() topology.Links      { return e.net }
+
+// Down releases the HSM. Idempotent.
+func (e *env) Down(ctx context.Context) error {
+	if e.hsm != nil {
+		e.hsm.Close()
+	}
+	return nil
+}
+
+func (e *env) state(resource, kind, from, to, reason string) {
+	if e.onState != nil {
+		e.onState(topology.StateChange{Time: e.clk.Now(), Resource: resource, Kind: kind, From: from, To: to, Reason: reason})
+	}
+}
+
+// SetRegionDown takes a region out: its HSM pool, its private endpoint
+// (and with it DNS resolution from the region), and its workloads.
+func (e *env) SetRegionDown(region string, down bool) error {
+	e.mu.Lock()
+	was := e.down[region]
+	e.down[region] = down
+	e.mu.Unlock()
+	if was == down {
+		return nil
+	}
+	if slices.Contains(e.hsm.Regions(), region) {
+		if err := e.hsm.SetRegionDown(region, down); err != nil {
+			return err
+		}
+	}
+	from, to := "Up", "Down"
+	if !down {
+		from, to = to, from
+	}
+	e.state(region, "region", from, to, "region-outage")
+	return nil
+}
+
+func (e *env) regionDown(r string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.down[r]
+}
+
+// path checks the network path from a client region to the pool that
+// served it and returns its round-trip time.
+func (e *env) path(client, pool string) (time.Duration, string, error) {
+	if e.regionDown(client) {
+		return 0, "", fmt.Errorf("%s is down", client)
+	}
+	return e.net.path(client, pool)
+}
+
+// LostWrites is answered by the workload emulators.
+func (e *env) LostWrites(ctx context.Context, target string, acked []string) ([]string, error) {
+	return nil, fmt.Errorf("sim: no workload %q with writes", target)
+}
+
+// Probe performs one observation.
+func (e *env) Probe(ctx context.Context, p topology.ProbeSpec) topology.ProbeResult {
+	switch p.Type {
+	case topology.ProbeHSMUnwrap:
+		return e.probeUnwrap(ctx, p)
+	}
+	return topology.ProbeResult{Code: "NotSupported", Err: "sim: probe " + p.Type + " is not available yet"}
+}
+
+// keyClient is a workload's key client: the HSM seen from a region through
+// the sim's network.
+type keyClient struct {
+	e      *env
+	region string
+	c      *mhsm.Client
+	served mhsm.Served
+}
+
+// KeyClient returns the key client of a principal in a region.
+func (e *env) KeyClient(principal, region string) keyclient.Client {
+	kc := &keyClient{e: e, region: region}
+	kc.c = mhsm.NewClient(e.hsm, principal, region)
+	kc.c.Observe = func(_ string, s mhsm.Served) { kc.served = s }
+	return kc
+}
+
+func (k *keyClient) net(op, key string) error {
+	if _, _, err := k.e.path(k.region, k.served.Region); err != nil {
+		return &keyclient.Error{Class: keyclient.ErrUnreachable, Code: CodeUnreachable, Op: op, Key: key, Err: err}
+	}
+	return nil
+}
+
+func (k *keyClient) pre(op, key string) error {
+	if k.e.regionDown(k.region) {
+		return &keyclient.Error{Class: keyclient.ErrUnreachable, Code: CodeRegionDown, Op: op, Key: key, Err: errors.New(k.region + " is down")}
+	}
+	return nil
+}
+
+// GetKey implements keyclient.Client.
+func (k *keyClient) GetKey(ctx context.Context, name, version string) (keyclient.Key, error) {
+	if err := k.pre("getKey", name); err != nil {
+		return keyclient.Key{}, err
+	}
+	out, err := k.c.GetKey(ctx, name, version)
+	if err != nil {
+		return out, err
+	}
+	return out, k.net("getKey", name)
+}
+
+// WrapKey implements keyclient.Client.
+func (k *keyClient) WrapKey(ctx context.Context, name, version string, alg keyclient.Alg, dek []byte) (keyclient.Wrapped, error) {
+	if err := k.pre("wrapKey", name); err != nil {
+		return keyclient.Wrapped{}, err
+	}
+	out, err := k.c.WrapKey(ctx, name, version, alg, dek)
+	if err != nil {
+		return out, err
+	}
+	return out, k.net("wrapKey", name)
+}
+
+// UnwrapKey implements keyclient.Client.
+func (k *keyClient) UnwrapKey(ctx context.Context, name string, w keyclient.Wrapped) ([]byte, error) {
+	if err := k.pre("unwrapKey", name); err != nil {
+		return nil, err
+	}
+	out, err := k.c.UnwrapKey(ctx, name, w)
+	if err != nil {
+		return nil, err
+	}
+	return out, k.net("unwrapKey", name)
+}
