@@ -1,0 +1,169 @@
+package sqlmi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hsmlab/hsmlab/emulators/envelope"
+)
+
+// Store is an instance's data path: encrypted rows and, next to them, the
+// wrapped DEK. It never sees a plaintext DEK or row. Implementations are
+// safe for concurrent use.
+type Store interface {
+	// LoadDEK returns the wrapped DEK; ok is false before the first SaveDEK.
+	LoadDEK(ctx context.Context) (w envelope.WrappedDEK, ok bool, err error)
+	// SaveDEK stores the wrapped DEK, replacing the old one.
+	SaveDEK(ctx context.Context, w envelope.WrappedDEK) error
+	// Get returns a sealed row; ok is false when there is none.
+	Get(ctx context.Context, key string) (sealed []byte, ok bool, err error)
+	// Put stores a sealed row, replacing any previous one.
+	Put(ctx context.Context, key string, sealed []byte) error
+	// Delete removes a row; a missing row is not an error.
+	Delete(ctx context.Context, key string) error
+	// Keys returns every row key, sorted.
+	Keys(ctx context.Context) ([]string, error)
+}
+
+// DirStore is the embedded data path: an in-process row store persisted to
+// a directory — <dir>/dek.json (the wrapped DEK) and one file of sealed
+// bytes per row under <dir>/rows/. Rows are cached in memory; every write
+// goes to disk first (temporary file, then rename).
+type DirStore struct {
+	dir  string
+	mu   sync.RWMutex
+	rows map[string][]byte
+}
+
+var _ Store = (*DirStore)(nil)
+
+// NewDirStore opens (or creates) a store in dir and loads its rows.
+func NewDirStore(dir string) (*DirStore, error) {
+	rows := filepath.Join(dir, "rows")
+	if err := os.MkdirAll(rows, 0o755); err != nil {
+		return nil, fmt.Errorf("dir store: %w", err)
+	}
+	s := &DirStore{dir: dir, rows: map[string][]byte{}}
+	ents, err := os.ReadDir(rows)
+	if err != nil {
+		return nil, fmt.Errorf("dir store: %w", err)
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".row")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		key, err := url.PathUnescape(name)
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(rows, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("dir store: %w", err)
+		}
+		s.rows[key] = b
+	}
+	return s, nil
+}
+
+// Dir returns the store's directory.
+func (s *DirStore) Dir() string { return s.dir }
+
+func (s *DirStore) rowPath(key string) string {
+	return filepath.Join(s.dir, "rows", url.PathEscape(key)+".row")
+}
+
+// LoadDEK implements Store.
+func (s *DirStore) LoadDEK(context.Context) (envelope.WrappedDEK, bool, error) {
+	var w envelope.WrappedDEK
+	b, err := os.ReadFile(filepath.Join(s.dir, "dek.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return w, false, nil
+	}
+	if err != nil {
+		return w, false, err
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return w, false, fmt.Errorf("dek.json: %w", err)
+	}
+	return w, true, nil
+}
+
+// SaveDEK implements Store.
+func (s *DirStore) SaveDEK(_ context.Context, w envelope.WrappedDEK) error {
+	b, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.dir, "dek.json"), b)
+}
+
+// Get implements Store.
+func (s *DirStore) Get(_ context.Context, key string) ([]byte, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b, ok := s.rows[key]
+	return b, ok, nil
+}
+
+// Put implements Store.
+func (s *DirStore) Put(_ context.Context, key string, sealed []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := writeFileAtomic(s.rowPath(key), sealed); err != nil {
+		return err
+	}
+	s.rows[key] = append([]byte(nil), sealed...)
+	return nil
+}
+
+// Delete implements Store.
+func (s *DirStore) Delete(_ context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.Remove(s.rowPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	delete(s.rows, key)
+	return nil
+}
+
+// Keys implements Store.
+func (s *DirStore) Keys(context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]string, 0, len(s.rows))
+	for k := range s.rows {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
