@@ -143,6 +143,7 @@ func (ev *evaluator) options() []expr.Option {
 		}, new(func(string) time.Duration), new(func(string, string) time.Duration))
 	}
 	return []expr.Option{
+		expr.Env(struct{}{}),
 		expr.AsBool(),
 		fn("availability", 1, 3, func(a []string) (any, error) {
 			phase, kind := PhaseAll, ""

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hsmlab/hsmlab/lab/clock"
@@ -105,8 +106,13 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 	run := &Run{Scenario: sc, Topology: top, Provider: o.Provider.Name(), Seed: seed, History: h}
 
 	progress(Progress{Stage: "up", Total: sc.Duration.D()})
+	// State changes are recorded from the start of traffic to its end:
+	// bring-up and tear-down are not part of the run.
+	var recording atomic.Bool
 	env, err := o.Provider.Up(ctx, top, topology.UpOptions{Clock: clk, Rand: rnd, DataDir: o.DataDir, OnState: func(s topology.StateChange) {
-		h.State(history.StateChange{Time: s.Time, Resource: s.Resource, Kind: s.Kind, From: s.From, To: s.To, Reason: s.Reason})
+		if recording.Load() {
+			h.State(history.StateChange{Time: s.Time, Resource: s.Resource, Kind: s.Kind, From: s.From, To: s.To, Reason: s.Reason})
+		}
 	}})
 	if env != nil {
 		defer env.Down(context.WithoutCancel(ctx))
@@ -117,6 +123,7 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 
 	run.Start = clk.Now()
 	end := run.Start.Add(sc.Duration.D())
+	recording.Store(true)
 
 	// Health check: every probe once, before any traffic is recorded.
 	progress(Progress{Stage: "health", Total: sc.Duration.D()})
@@ -177,6 +184,7 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 		virt.RunUntil(clk.Now()) // run what the reverts scheduled for now
 	}
 	run.End = clk.Now()
+	recording.Store(false)
 
 	progress(Progress{Stage: "health", Total: sc.Duration.D()})
 	if bad := healthCheck(ctx, env, probes); len(bad) > 0 {
@@ -200,6 +208,20 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 
 	progress(Progress{Stage: "checks", Total: sc.Duration.D()})
 	run.Checks = evaluate(newMeasure(h, run.Start, end), sc.Expect)
+	if ps, ok := env.(topology.PlaintextScanner); ok {
+		// The data path never holds a plaintext DEK (seed: "never written to disk").
+		c := Check{Expr: "no plaintext DEK in the run's data directory", Verdict: Pass}
+		found, err := ps.PlaintextDEKs()
+		switch {
+		case err != nil:
+			c.Verdict, c.Detail = Inconclusive, err.Error()
+		case len(found) > 0:
+			c.Verdict, c.Measured = Fail, found
+		default:
+			c.Measured = []string{"0 plaintext DEKs found"}
+		}
+		run.Checks = append(run.Checks, c)
+	}
 	run.Verdict = Overall(run.Checks)
 	progress(Progress{Stage: "done", Elapsed: sc.Duration.D(), Total: sc.Duration.D()})
 	return run, nil
@@ -369,6 +391,9 @@ func resolveProbes(sc *Scenario, t *topology.Topology) ([]topology.ProbeSpec, er
 	for _, s := range t.Workloads.SQLManagedInstances {
 		sqls[s.Name] = true
 	}
+	for _, g := range t.Workloads.FailoverGroups {
+		sqls[g.Name] = true // the group's read-write listener
+	}
 	for _, s := range t.Workloads.StorageAccounts {
 		sts[s.Name] = true
 	}
@@ -386,7 +411,7 @@ func resolveProbes(sc *Scenario, t *topology.Topology) ([]topology.ProbeSpec, er
 		case topology.ProbeHSMUnwrap:
 			set, what = regions, "region"
 		case topology.ProbeSQLQuery, topology.ProbeSQLWrite:
-			set, what = sqls, "SQL managed instance"
+			set, what = sqls, "SQL managed instance or failover group"
 		case topology.ProbeBlobRead, topology.ProbeBlobWrite:
 			set, what = sts, "storage account"
 		case topology.ProbeVMBoot, topology.ProbeDiskIO:
@@ -404,17 +429,27 @@ func resolveProbes(sc *Scenario, t *topology.Topology) ([]topology.ProbeSpec, er
 	return probes, nil
 }
 
-// StandardProbes is the probe set of a scenario that names none: the HSM
-// from every pool region, and every workload, once a minute.
+// StandardProbes is the probe set of a scenario that names none, once a
+// minute: the HSM from every pool region; a query on every SQL instance and
+// writes through every failover group's listener (or to a standalone
+// instance); a read and a write on every storage account; disk I/O on every
+// VM.
 func StandardProbes(t *topology.Topology) []topology.ProbeSpec {
 	every := topology.Duration(DefaultProbeInterval)
 	var out []topology.ProbeSpec
 	for _, p := range t.HSM.Pools {
 		out = append(out, topology.ProbeSpec{Type: topology.ProbeHSMUnwrap, Target: p.Region, Every: every})
 	}
+	inFOG := map[string]bool{}
+	for _, g := range t.Workloads.FailoverGroups {
+		inFOG[g.Primary], inFOG[g.Secondary] = true, true
+		out = append(out, topology.ProbeSpec{Type: topology.ProbeSQLWrite, Target: g.Name, Every: every})
+	}
 	for _, s := range t.Workloads.SQLManagedInstances {
-		out = append(out, topology.ProbeSpec{Type: topology.ProbeSQLQuery, Target: s.Name, Every: every},
-			topology.ProbeSpec{Type: topology.ProbeSQLWrite, Target: s.Name, Every: every})
+		out = append(out, topology.ProbeSpec{Type: topology.ProbeSQLQuery, Target: s.Name, Every: every})
+		if !inFOG[s.Name] {
+			out = append(out, topology.ProbeSpec{Type: topology.ProbeSQLWrite, Target: s.Name, Every: every})
+		}
 	}
 	for _, s := range t.Workloads.StorageAccounts {
 		out = append(out, topology.ProbeSpec{Type: topology.ProbeBlobRead, Target: s.Name, Every: every},

@@ -19,6 +19,12 @@ const (
 	WritesDenied  = "denied"  // the pessimistic reading of MRR-old 2024-02-07 ("Maybe")
 )
 
+// Removed-region access readings (HSMBehaviour.RemovedRegionAccess).
+const (
+	RemovedRerouted = "rerouted" // MRR routing: the closest healthy region serves
+	RemovedLost     = "lost"     // the seed's "Pune workloads lose access instantly"
+)
+
 // HSMBehaviour parameterises the Managed HSM.
 type HSMBehaviour struct {
 	// ReplicationLag is how long a write takes to reach the extended region
@@ -33,6 +39,14 @@ type HSMBehaviour struct {
 	// bring a lost partition back (facts §1 says it heals "quietly" with no
 	// number: UNCONFIRMED; default 30m, an assumption).
 	PartitionHealTime Duration `yaml:"partitionHealTime" json:"partitionHealTime"`
+	// RemovedRegionAccess is what clients in a region whose extended pool
+	// was removed experience. The facts say only that the pool is purged at
+	// once (§2 MRR); Traffic Manager then routes to the closest healthy
+	// region, so "rerouted" (default) sends them to the primary at
+	// inter-region latency. The seed says Pune workloads "lose access
+	// instantly": "lost" models that reading (their requests are
+	// unreachable).
+	RemovedRegionAccess string `yaml:"removedRegionAccess" json:"removedRegionAccess"`
 	// Throughput is each partition's capacity in operations per second
 	// (facts §3a, SCALE 2023-05-16).
 	Throughput Throughput `yaml:"throughput" json:"throughput"`

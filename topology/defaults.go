@@ -71,6 +71,9 @@ func (t *Topology) ApplyDefaults() {
 	if h.PrimaryDownWrites == "" {
 		h.PrimaryDownWrites = WritesAllowed
 	}
+	if h.RemovedRegionAccess == "" {
+		h.RemovedRegionAccess = RemovedRerouted
+	}
 	fillRates(&h.Throughput.RSA2048, DefaultThroughput.RSA2048)
 	fillRates(&h.Throughput.RSA3072, DefaultThroughput.RSA3072)
 	fillRates(&h.Throughput.RSA4096, DefaultThroughput.RSA4096)

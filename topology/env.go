@@ -54,6 +54,8 @@ type Env interface {
 	Operator() mhsm.Caller
 	// Network controls the links between clients and the HSM.
 	Network() Links
+	// Workloads controls the workloads for runbook actions.
+	Workloads() WorkloadControl
 	// SetRegionDown takes a whole region out (HSM pool, private endpoint,
 	// DNS and workloads) or brings it back.
 	SetRegionDown(region string, down bool) error
@@ -127,6 +129,26 @@ type Links interface {
 	SetLatency(link string, extra time.Duration) error
 	// SetCut cuts a link or restores it.
 	SetCut(link string, cut bool) error
+}
+
+// WorkloadControl is what runbook actions do to the workloads.
+type WorkloadControl interface {
+	// SQLFailover fails a failover group over: planned (no data loss, waits
+	// for the secondary) or forced (immediate; unreplicated writes are lost).
+	SQLFailover(ctx context.Context, group string, planned bool) error
+	// SQLRevalidate revalidates an Inaccessible instance's TDE protector.
+	SQLRevalidate(ctx context.Context, instance string) error
+	// ASRFailover boots a VM's Site Recovery replica in its target region.
+	ASRFailover(ctx context.Context, vm string) error
+	// ASRReenableReplication re-creates a VM's replica with the current key version.
+	ASRReenableReplication(ctx context.Context, vm string) error
+}
+
+// PlaintextScanner is implemented by environments that can check the
+// run's data directory for plaintext data-encryption keys: the lab runs it
+// after every run, and a finding fails the run.
+type PlaintextScanner interface {
+	PlaintextDEKs() ([]string, error)
 }
 
 // ErrUnknownLink is returned for a link name the provider does not have.

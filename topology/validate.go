@@ -381,6 +381,11 @@ func (t *Topology) Validate() Errors {
 	default:
 		v.add("behaviour.hsm.primaryDownWrites", "%q is not %s or %s", b.HSM.PrimaryDownWrites, WritesAllowed, WritesDenied)
 	}
+	switch b.HSM.RemovedRegionAccess {
+	case RemovedRerouted, RemovedLost:
+	default:
+		v.add("behaviour.hsm.removedRegionAccess", "%q is not %s or %s", b.HSM.RemovedRegionAccess, RemovedRerouted, RemovedLost)
+	}
 	for _, r := range []struct {
 		field string
 		rates OpRates

@@ -95,6 +95,11 @@ Exit status: 0 pass, 1 fail or inconclusive, 2 bad input.`,
 // are bad input (exit 2).
 func runOne(ctx context.Context, stdout, stderr io.Writer, sc *lab.Scenario, prov topology.Provider, f runFlags) (*results.Result, error) {
 	dir := filepath.Join(f.out, sc.Name)
+	// Each run starts from empty data: a previous run's encrypted data
+	// belongs to a previous HSM.
+	if err := os.RemoveAll(filepath.Join(dir, "data")); err != nil {
+		return nil, badInput(fmt.Errorf("--out: %w", err))
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, badInput(fmt.Errorf("--out: %w", err))
 	}

@@ -18,6 +18,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -89,10 +90,18 @@ func (Provider) Up(ctx context.Context, t *topology.Topology, o topology.UpOptio
 	if _, err := topology.Provision(ctx, h, t, offs); err != nil {
 		return e, fmt.Errorf("sim: %w", err)
 	}
+	e.unwrapProbes = map[string]*unwrapProbe{}
 	if e.virt != nil {
+		// The extended region receives the keys and roles after the lag.
 		e.virt.Advance(t.Behaviour.HSM.ReplicationLag.D() + time.Second)
 	}
-	e.unwrapProbes = map[string]*unwrapProbe{}
+	if err := e.upWorkloads(ctx, o.DataDir); err != nil {
+		return e, fmt.Errorf("sim: %w", err)
+	}
+	if e.virt != nil {
+		// Let the failover groups seed their secondaries.
+		e.virt.Advance(time.Minute)
+	}
 	return e, nil
 }
 
@@ -103,6 +112,10 @@ type env struct {
 	hsm     *mhsm.HSM
 	net     *network
 	onState func(topology.StateChange)
+
+	wl      *workloads
+	dataDir string
+	tmpDir  string // removed by Down when the sim made it
 
 	mu           sync.Mutex
 	down         map[string]bool
@@ -116,10 +129,16 @@ func (e *env) HSM() *mhsm.HSM               { return e.hsm }
 func (e *env) Operator() mhsm.Caller        { return mhsm.Caller{Principal: topology.OperatorPrincipal} }
 func (e *env) Network() topology.Links      { return e.net }
 
-// Down releases the HSM. Idempotent.
+// Down stops the workloads and releases the HSM; a data directory the sim
+// created itself is removed. Idempotent.
 func (e *env) Down(ctx context.Context) error {
+	e.closeWorkloads()
 	if e.hsm != nil {
 		e.hsm.Close()
+	}
+	if e.tmpDir != "" {
+		os.RemoveAll(e.tmpDir)
+		e.tmpDir = ""
 	}
 	return nil
 }
@@ -145,6 +164,7 @@ func (e *env) SetRegionDown(region string, down bool) error {
 			return err
 		}
 	}
+	e.setRegionWorkloads(region, down)
 	from, to := "Up", "Down"
 	if !down {
 		from, to = to, from
@@ -165,12 +185,17 @@ func (e *env) path(client, pool string) (time.Duration, string, error) {
 	if e.regionDown(client) {
 		return 0, "", fmt.Errorf("%s is down", client)
 	}
+	if e.t.Behaviour.HSM.RemovedRegionAccess == topology.RemovedLost && e.removed(client) {
+		return 0, "", fmt.Errorf("the HSM pool of %s was removed and its clients lost access (behaviour.hsm.removedRegionAccess: lost)", client)
+	}
 	return e.net.path(client, pool)
 }
 
-// LostWrites is answered by the workload emulators.
-func (e *env) LostWrites(ctx context.Context, target string, acked []string) ([]string, error) {
-	return nil, fmt.Errorf("sim: no workload %q with writes", target)
+// removed reports whether the topology had a pool in region that the HSM no
+// longer has (the extended region was removed).
+func (e *env) removed(region string) bool {
+	had := slices.ContainsFunc(e.t.HSM.Pools, func(p topology.Pool) bool { return p.Region == region })
+	return had && !slices.Contains(e.hsm.Regions(), region)
 }
 
 // Probe performs one observation.
@@ -179,7 +204,7 @@ func (e *env) Probe(ctx context.Context, p topology.ProbeSpec) topology.ProbeRes
 	case topology.ProbeHSMUnwrap:
 		return e.probeUnwrap(ctx, p)
 	}
-	return topology.ProbeResult{Code: "NotSupported", Err: "sim: probe " + p.Type + " is not available yet"}
+	return e.probeWorkload(ctx, p)
 }
 
 // keyClient is a workload's key client: the HSM seen from a region through
