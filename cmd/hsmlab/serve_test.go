@@ -44,7 +44,7 @@ func (s *syncBuffer) String() string {
 var (
 	endpointRE = regexp.MustCompile(`(?m)^(\w+) \((primary|extended)\): (https://127\.0\.0\.1:\d+)$`)
 	cmdRE      = regexp.MustCompile(`(?m)^    ((?:TOKEN=\$\(curl|curl -s) .*)$`)
-	goRE       = regexp.MustCompile(`(?m)^    ((?:certPEM|hc|cred|c|k), .*)$`)
+	goRE       = regexp.MustCompile(`(?m)^    ((?:certPEM, _|hc, _|cred|c, _|k, err) := .*)$`)
 )
 
 // TestServe starts `hsmlab serve` in-process on random loopback ports, runs
@@ -199,8 +199,11 @@ func main() {
 	fmt.Println("kid", *k.Key.KID)
 }
 `
-	if err := os.MkdirAll("testdata", 0o755); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat("testdata"); errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove("testdata") })
 	}
 	dir, err := os.MkdirTemp("testdata", "snippet-")
 	if err != nil {

@@ -3,6 +3,7 @@ package mhsm
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hsmlab/hsmlab/emulators/mhsm/rbac"
 	"github.com/hsmlab/hsmlab/emulators/partition"
@@ -95,6 +96,23 @@ func Code(err error) (code string, status int) {
 	}
 	return "InternalError", 500
 }
+
+// ThrottledError is the error of a request refused because its partition's
+// backlog exceeds Config.MaxQueue. It wraps ErrThrottled; Backlog and
+// MaxQueue let a caller say when to retry (the REST server's Retry-After:
+// the backlog drains to MaxQueue after Backlog-MaxQueue).
+type ThrottledError struct {
+	Partition string
+	Backlog   time.Duration // queueing delay the request would have had
+	MaxQueue  time.Duration // Config.MaxQueue
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("%v: partition %s has a %v backlog", ErrThrottled, e.Partition, e.Backlog)
+}
+
+// Unwrap returns ErrThrottled.
+func (e *ThrottledError) Unwrap() error { return ErrThrottled }
 
 func errf(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)

@@ -192,7 +192,7 @@ func (pl *Pool) reserve(ctx context.Context, handle string, spec partition.KeySp
 	}
 	queue := start.Sub(now)
 	if pl.maxQ > 0 && queue > pl.maxQ {
-		return nil, Served{}, fmt.Errorf("%w: partition %s has a %v backlog", ErrThrottled, best.cfg.Name, queue)
+		return nil, Served{}, &ThrottledError{Partition: best.cfg.Name, Backlog: queue, MaxQueue: pl.maxQ}
 	}
 	best.busyUntil = start.Add(svc)
 	return best, Served{Region: pl.region, Partition: best.cfg.Name, Queue: queue, Service: svc}, nil

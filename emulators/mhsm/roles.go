@@ -94,6 +94,19 @@ func (h *HSM) ListRoleAssignments(ctx context.Context, c Caller, scope rbac.Scop
 	return r.rbac.List(scope), nil
 }
 
+// ListAllRoleAssignments returns every role assignment at every scope,
+// sorted by scope, then name (rbac.Store.ListAll). Requires
+// roleAssignments/read, like ListRoleAssignments.
+func (h *HSM) ListAllRoleAssignments(ctx context.Context, c Caller) ([]rbac.Assignment, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	r, err := h.read(c, rbac.RoleAssignmentsRead, rbac.ScopeHSM)
+	if err != nil {
+		return nil, fmt.Errorf("list role assignments: %w", err)
+	}
+	return r.rbac.ListAll(), nil
+}
+
 // RoleDefinitions returns the built-in and custom role definitions.
 // Requires roleDefinitions/read.
 func (h *HSM) RoleDefinitions(ctx context.Context, c Caller) ([]rbac.RoleDefinition, error) {
