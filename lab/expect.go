@@ -10,6 +10,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/hsmlab/hsmlab/lab/history"
+
 	"github.com/hsmlab/hsmlab/topology"
 )
 
@@ -188,7 +189,7 @@ func (ev *evaluator) options() []expr.Option {
 			if err := checkPhase(phase); err != nil {
 				return nil, err
 			}
-			return len(m.ops(a[0], phase, "")), nil
+			return m.count(a[0], phase, ""), nil
 		}, new(func(string) int), new(func(string, string) int)),
 		fn("state_time", 2, 2, func(a []string) (any, error) {
 			d, seen := m.stateTime(a[0], a[1])
@@ -204,7 +205,7 @@ func (ev *evaluator) options() []expr.Option {
 
 // compileExpect checks an expectation's syntax and types.
 func compileExpect(src string) (*vm.Program, error) {
-	ev := &evaluator{m: &measure{byTarget: map[string][]history.Op{}}}
+	ev := &evaluator{m: newMeasure(history.New(), time.Time{}, time.Time{})}
 	return expr.Compile(src, ev.options()...)
 }
 

@@ -32,11 +32,14 @@ type Outage struct {
 // Duration of the outage.
 func (o Outage) Duration() time.Duration { return o.End.Sub(o.Start) }
 
-// measure answers metric questions from a history only.
+// measure answers metric questions from a history only. It reads the
+// history's operations in place (a day of probes is about a million of
+// them).
 type measure struct {
 	start, end           time.Time
 	faultStart, faultEnd time.Time
-	byTarget             map[string][]history.Op
+	ix                   *history.Index
+	byTarget             map[string][]int32
 	states               []history.StateChange
 	lost                 []history.Lost
 	// noData collects what an expectation asked for that the history did
@@ -45,10 +48,8 @@ type measure struct {
 }
 
 func newMeasure(h *history.History, start, end time.Time) *measure {
-	m := &measure{start: start, end: end, faultStart: end, faultEnd: end, byTarget: map[string][]history.Op{}}
-	for _, o := range h.Ops() {
-		m.byTarget[o.Target] = append(m.byTarget[o.Target], o)
-	}
+	ix := h.Index()
+	m := &measure{start: start, end: end, faultStart: end, faultEnd: end, ix: ix, byTarget: ix.ByTarget}
 	m.states = h.States()
 	m.lost = h.LostWrites()
 	first := true
@@ -87,34 +88,42 @@ func (m *measure) window(phase string) (time.Time, time.Time) {
 	return m.start, m.end
 }
 
-func (m *measure) ops(target, phase, kind string) []history.Op {
-	from, to := m.window(phase)
-	var out []history.Op
-	for _, o := range m.byTarget[target] {
-		if o.Call.Before(from) || !o.Call.Before(to) {
-			continue
+// each calls f with the index of every operation of the target, of a kind
+// ("" for all), whose call time falls in the phase.
+func (m *measure) each(target, phase, kind string, f func(int32)) {
+	fromT, toT := m.window(phase)
+	from, to := fromT.UnixNano(), toT.UnixNano()
+	ops := m.byTarget[target]
+	i := sort.Search(len(ops), func(i int) bool { return m.ix.CallNs(ops[i]) >= from })
+	for ; i < len(ops) && m.ix.CallNs(ops[i]) < to; i++ {
+		if kind == "" || m.ix.Kind(ops[i]) == kind {
+			f(ops[i])
 		}
-		if kind != "" && o.Kind != kind {
-			continue
-		}
-		out = append(out, o)
 	}
-	return out
 }
+
+// count returns how many of the target's operations fall in the phase.
+func (m *measure) count(target, phase, kind string) int {
+	n := 0
+	m.each(target, phase, kind, func(int32) { n++ })
+	return n
+}
+
+func (m *measure) callTime(i int32) time.Time { return time.Unix(0, m.ix.CallNs(i)).UTC() }
 
 // availability is the fraction of successful operations; NaN without data.
 func (m *measure) availability(target, phase, kind string) float64 {
-	ops := m.ops(target, phase, kind)
-	if len(ops) == 0 {
-		return math.NaN()
-	}
-	ok := 0
-	for _, o := range ops {
-		if o.OK {
+	n, ok := 0, 0
+	m.each(target, phase, kind, func(i int32) {
+		n++
+		if m.ix.OK(i) {
 			ok++
 		}
+	})
+	if n == 0 {
+		return math.NaN()
 	}
-	return float64(ok) / float64(len(ops))
+	return float64(ok) / float64(n)
 }
 
 // outages returns the intervals in which the target's operations failed:
@@ -122,12 +131,12 @@ func (m *measure) availability(target, phase, kind string) float64 {
 func (m *measure) outages(target string) []Outage {
 	var out []Outage
 	var cur *Outage
-	for _, o := range m.byTarget[target] {
-		switch {
-		case !o.OK && cur == nil:
-			cur = &Outage{Start: o.Call}
-		case o.OK && cur != nil:
-			cur.End, cur.Recovered = o.Call, true
+	for _, i := range m.byTarget[target] {
+		switch ok := m.ix.OK(i); {
+		case !ok && cur == nil:
+			cur = &Outage{Start: m.callTime(i)}
+		case ok && cur != nil:
+			cur.End, cur.Recovered = m.callTime(i), true
 			out = append(out, *cur)
 			cur = nil
 		}
@@ -159,9 +168,9 @@ func (m *measure) rto(target string) time.Duration {
 // detect is the time from the first fault to the target's first failure
 // after it; -1 when the target never failed.
 func (m *measure) detect(target string) time.Duration {
-	for _, o := range m.byTarget[target] {
-		if !o.OK && !o.Call.Before(m.faultStart) {
-			return o.Call.Sub(m.faultStart)
+	for _, i := range m.byTarget[target] {
+		if !m.ix.OK(i) && m.ix.CallNs(i) >= m.faultStart.UnixNano() {
+			return m.callTime(i).Sub(m.faultStart)
 		}
 	}
 	return -1
@@ -206,19 +215,19 @@ func (m *measure) latency(target, phase, kind string, q float64) (time.Duration,
 
 func (m *measure) histogram(target, phase, kind string) *hdr.Histogram {
 	h := hdr.New(1, int64(time.Hour/time.Microsecond), 3)
-	for _, o := range m.ops(target, phase, kind) {
-		if o.OK {
-			_ = h.RecordValue(max(1, o.Latency().Microseconds()))
+	m.each(target, phase, kind, func(i int32) {
+		if m.ix.OK(i) {
+			_ = h.RecordValue(max(1, m.ix.Latency(i).Microseconds()))
 		}
-	}
+	})
 	return h
 }
 
 func (m *measure) errorsByCode(target string) map[string]int {
 	out := map[string]int{}
-	for _, o := range m.byTarget[target] {
-		if !o.OK {
-			out[o.Code]++
+	for _, i := range m.byTarget[target] {
+		if !m.ix.OK(i) {
+			out[m.ix.Code(i)]++
 		}
 	}
 	return out
@@ -279,8 +288,8 @@ func (m *measure) targets() []string {
 
 // isHSMTarget reports whether the target's ops are HSM probes.
 func (m *measure) kindOf(target string) string {
-	for _, o := range m.byTarget[target] {
-		return o.Kind
+	for _, i := range m.byTarget[target] {
+		return m.ix.Kind(i)
 	}
 	return ""
 }

@@ -97,7 +97,11 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 		clk = virt
 	}
 	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	h := history.New()
+	expected := 0
+	for _, p := range probes {
+		expected += int(sc.Duration.D()/p.Every.D()) + 1
+	}
+	h := history.NewSized(expected)
 	progress := func(p Progress) {
 		if o.Progress != nil {
 			o.Progress(p)
@@ -202,7 +206,7 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 			continue
 		}
 		for _, id := range lost {
-			h.LostWrite(history.Lost{Target: target, WriteID: id, Acked: r.acked[target][id]})
+			h.LostWrite(history.Lost{Target: target, WriteID: id, Acked: r.ackedAt(target, id)})
 		}
 	}
 
@@ -244,8 +248,14 @@ type runner struct {
 	h       *history.History
 	end     time.Time
 	stopped bool
-	acked   map[string]map[string]time.Time
+	acked   map[string][]acked // per target, in acknowledgement order
 	notes   []string
+}
+
+// acked is an acknowledged write.
+type acked struct {
+	id string
+	at time.Time
 }
 
 func (r *runner) schedule(p topology.ProbeSpec, after time.Duration) {
@@ -270,18 +280,27 @@ func (r *runner) probe(p topology.ProbeSpec) {
 	r.h.Add(op)
 	if res.OK && res.WriteID != "" {
 		if r.acked == nil {
-			r.acked = map[string]map[string]time.Time{}
+			r.acked = map[string][]acked{}
 		}
-		if r.acked[p.Target] == nil {
-			r.acked[p.Target] = map[string]time.Time{}
-		}
-		r.acked[p.Target][res.WriteID] = op.Return
+		r.acked[p.Target] = append(r.acked[p.Target], acked{id: res.WriteID, at: op.Return})
 	}
 }
 
 func (r *runner) ackedIDs(target string) []string {
-	ids := sortedKeys(r.acked[target])
+	ids := make([]string, len(r.acked[target]))
+	for i, a := range r.acked[target] {
+		ids[i] = a.id
+	}
 	return ids
+}
+
+func (r *runner) ackedAt(target, id string) time.Time {
+	for _, a := range r.acked[target] {
+		if a.id == id {
+			return a.at
+		}
+	}
+	return time.Time{}
 }
 
 func (r *runner) apply(st Step, active map[string]bool) {

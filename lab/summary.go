@@ -48,17 +48,17 @@ func (r *Run) Summarize() Summary {
 	for _, t := range m.targets() {
 		ts := TargetSummary{Target: t, Availability: map[string]float64{}, Errors: m.errorsByCode(t)}
 		kinds := map[string]bool{}
-		for _, o := range m.byTarget[t] {
+		for _, i := range m.byTarget[t] {
 			ts.Ops++
-			if !o.OK {
+			if !m.ix.OK(i) {
 				ts.Failures++
 			}
-			if !kinds[o.Kind] {
+			if k := m.ix.Kind(i); !kinds[k] {
 				if ts.Kind != "" {
 					ts.Kind += "+"
 				}
-				ts.Kind += o.Kind
-				kinds[o.Kind] = true
+				ts.Kind += k
+				kinds[k] = true
 			}
 		}
 		for _, ph := range append(Phases, PhaseAll) {

@@ -119,6 +119,8 @@ type matcher struct {
 	pats   []pattern
 	minLen int
 	maxLen int
+	// data and work are read buffers reused across files.
+	data, work []byte
 }
 
 func newMatcher(reg *Registry) *matcher {
@@ -197,19 +199,22 @@ func (m *matcher) scan(name string, base int64, buf []byte, limit int) []Finding
 
 func (m *matcher) scanReader(name string, r io.Reader) ([]Finding, error) {
 	const chunk = 1 << 20
+	if m.data == nil {
+		m.data = make([]byte, chunk)
+	}
 	var (
-		out   []Finding
-		carry []byte
-		base  int64
-		data  = make([]byte, chunk)
+		out  []Finding
+		base int64
+		buf  = m.work[:0]
 	)
+	defer func() { m.work = buf[:0] }() // the buffers are reused for the next file
 	for {
-		n, err := io.ReadFull(r, data)
+		n, err := io.ReadFull(r, m.data)
 		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 		if err != nil && !eof {
 			return out, err
 		}
-		buf := append(carry, data[:n]...)
+		buf = append(buf, m.data[:n]...)
 		limit := len(buf) - (m.maxLen - 1)
 		if eof {
 			limit = len(buf)
@@ -222,7 +227,8 @@ func (m *matcher) scanReader(name string, r io.Reader) ([]Finding, error) {
 		if eof {
 			return out, nil
 		}
-		carry = append([]byte(nil), buf[limit:]...)
+		// Keep the unscanned tail (a DEK may straddle two chunks).
+		buf = buf[:copy(buf, buf[limit:])]
 		base += int64(limit)
 	}
 }

@@ -39,40 +39,19 @@ type Store interface {
 // bytes per row under <dir>/rows/. Rows are cached in memory; every write
 // goes to disk first (temporary file, then rename).
 type DirStore struct {
-	dir  string
-	mu   sync.RWMutex
-	rows map[string][]byte
+	dir string
+	mu  sync.RWMutex // orders writes and reads of one store
 }
 
 var _ Store = (*DirStore)(nil)
 
-// NewDirStore opens (or creates) a store in dir and loads its rows.
+// NewDirStore opens (or creates) a store in dir. Rows live only on disk
+// (one file each): a long run's rows are not held in memory.
 func NewDirStore(dir string) (*DirStore, error) {
-	rows := filepath.Join(dir, "rows")
-	if err := os.MkdirAll(rows, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "rows"), 0o755); err != nil {
 		return nil, fmt.Errorf("dir store: %w", err)
 	}
-	s := &DirStore{dir: dir, rows: map[string][]byte{}}
-	ents, err := os.ReadDir(rows)
-	if err != nil {
-		return nil, fmt.Errorf("dir store: %w", err)
-	}
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".row")
-		if !ok || !e.Type().IsRegular() {
-			continue
-		}
-		key, err := url.PathUnescape(name)
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(rows, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("dir store: %w", err)
-		}
-		s.rows[key] = b
-	}
-	return s, nil
+	return &DirStore{dir: dir}, nil
 }
 
 // Dir returns the store's directory.
@@ -111,19 +90,21 @@ func (s *DirStore) SaveDEK(_ context.Context, w envelope.WrappedDEK) error {
 func (s *DirStore) Get(_ context.Context, key string) ([]byte, bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	b, ok := s.rows[key]
-	return b, ok, nil
+	b, err := os.ReadFile(s.rowPath(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("dir store: %w", err)
+	}
+	return b, true, nil
 }
 
 // Put implements Store.
 func (s *DirStore) Put(_ context.Context, key string, sealed []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := writeFileAtomic(s.rowPath(key), sealed); err != nil {
-		return err
-	}
-	s.rows[key] = append([]byte(nil), sealed...)
-	return nil
+	return writeFileAtomic(s.rowPath(key), sealed)
 }
 
 // Delete implements Store.
@@ -133,7 +114,6 @@ func (s *DirStore) Delete(_ context.Context, key string) error {
 	if err := os.Remove(s.rowPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	delete(s.rows, key)
 	return nil
 }
 
@@ -141,9 +121,19 @@ func (s *DirStore) Delete(_ context.Context, key string) error {
 func (s *DirStore) Keys(context.Context) ([]string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	keys := make([]string, 0, len(s.rows))
-	for k := range s.rows {
-		keys = append(keys, k)
+	ents, err := os.ReadDir(filepath.Join(s.dir, "rows"))
+	if err != nil {
+		return nil, fmt.Errorf("dir store: %w", err)
+	}
+	keys := make([]string, 0, len(ents))
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".row")
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if key, err := url.PathUnescape(name); err == nil {
+			keys = append(keys, key)
+		}
 	}
 	slices.Sort(keys)
 	return keys, nil

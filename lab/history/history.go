@@ -76,27 +76,167 @@ type Lost struct {
 	Acked   time.Time `json:"acked"`
 }
 
-// History is safe for concurrent appends.
+// History is safe for concurrent use. Operations are stored compactly
+// (strings interned, times as integers): a day of modelled time at ten probes
+// a second is close to a million operations.
 type History struct {
 	mu     sync.Mutex
-	seq    int64
-	ops    []Op
+	ops    []rec
+	sorted bool // ops are in call-time order
+	strs   []string
+	idx    map[string]uint32
+	writes []string // write IDs: unique, so not interned (rec.write indexes this, 0 = none)
 	states []StateChange
 	events []Event
 	lost   []Lost
 }
 
-// New returns an empty history.
-func New() *History { return &History{} }
+// rec is one stored operation (64 bytes); string fields index History.strs.
+type rec struct {
+	call, ret                               int64
+	probe, kind, target, region, path, code uint32
+	err, pool, part, kv, write              uint32
+	ok                                      bool
+}
 
-// Add appends an operation and returns its sequence number.
+// New returns an empty history.
+func New() *History { return NewSized(0) }
+
+// NewSized returns an empty history with room for about n operations, so a
+// long run does not grow (and copy) its storage repeatedly.
+func NewSized(n int) *History {
+	return &History{sorted: true, ops: make([]rec, 0, n), strs: []string{""}, idx: map[string]uint32{"": 0}, writes: []string{""}}
+}
+
+func (h *History) intern(s string) uint32 {
+	if i, ok := h.idx[s]; ok {
+		return i
+	}
+	i := uint32(len(h.strs))
+	h.strs = append(h.strs, s)
+	h.idx[s] = i
+	return i
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Add appends an operation and returns its sequence number: operations are
+// numbered in the order they are added, from 1.
 func (h *History) Add(o Op) int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.seq++
-	o.Seq = h.seq
-	h.ops = append(h.ops, o)
-	return o.Seq
+	r := rec{call: nanos(o.Call), ret: nanos(o.Return), ok: o.OK,
+		probe: h.intern(o.Probe), kind: h.intern(o.Kind), target: h.intern(o.Target), region: h.intern(o.Region),
+		path: h.intern(o.Path), code: h.intern(o.Code), err: h.intern(o.Error), pool: h.intern(o.Pool),
+		part: h.intern(o.Partition), kv: h.intern(o.KeyVersion)}
+	if o.WriteID != "" {
+		r.write = uint32(len(h.writes))
+		h.writes = append(h.writes, o.WriteID)
+	}
+	if n := len(h.ops); n > 0 && r.call < h.ops[n-1].call {
+		h.sorted = false
+	}
+	h.ops = append(h.ops, r)
+	return int64(len(h.ops))
+}
+
+func (h *History) op(i int, r rec) Op {
+	return Op{Seq: int64(i) + 1, Probe: h.strs[r.probe], Kind: h.strs[r.kind], Target: h.strs[r.target], Region: h.strs[r.region],
+		Path: h.strs[r.path], Call: fromNanos(r.call), Return: fromNanos(r.ret), OK: r.ok, Code: h.strs[r.code], Error: h.strs[r.err],
+		Pool: h.strs[r.pool], Partition: h.strs[r.part], KeyVersion: h.strs[r.kv], WriteID: h.writes[r.write]}
+}
+
+// sortLocked puts the operations in call-time order, keeping append order
+// for equal times.
+func (h *History) sortLocked() {
+	if !h.sorted {
+		sort.SliceStable(h.ops, func(i, j int) bool { return h.ops[i].call < h.ops[j].call })
+		h.sorted = true
+	}
+}
+
+// Each calls f for every operation in call-time order (then append order)
+// until f returns false. It holds the history's lock: f must not call the
+// history.
+func (h *History) Each(f func(Op) bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sortLocked()
+	for i, r := range h.ops {
+		if !f(h.op(i, r)) {
+			return
+		}
+	}
+}
+
+// Index is a read-only view of the operations for metrics: per target, the
+// positions of its operations in call-time order. It shares the history's
+// storage; take it after the run, when nothing is added any more.
+type Index struct {
+	ops      []rec
+	strs     []string
+	ByTarget map[string][]int32
+}
+
+// Index builds the view.
+func (h *History) Index() *Index {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sortLocked()
+	ix := &Index{ops: h.ops, strs: h.strs, ByTarget: map[string][]int32{}}
+	counts := map[uint32]int{}
+	for _, r := range h.ops {
+		counts[r.target]++
+	}
+	for t, n := range counts {
+		ix.ByTarget[h.strs[t]] = make([]int32, 0, n)
+	}
+	for i, r := range h.ops {
+		t := h.strs[r.target]
+		ix.ByTarget[t] = append(ix.ByTarget[t], int32(i))
+	}
+	return ix
+}
+
+// CallNs is operation i's call time in Unix nanoseconds.
+func (ix *Index) CallNs(i int32) int64 { return ix.ops[i].call }
+
+// Latency is operation i's return minus call time.
+func (ix *Index) Latency(i int32) time.Duration { return time.Duration(ix.ops[i].ret - ix.ops[i].call) }
+
+// OK reports whether operation i succeeded.
+func (ix *Index) OK(i int32) bool { return ix.ops[i].ok }
+
+// Kind is operation i's probe kind.
+func (ix *Index) Kind(i int32) string { return ix.strs[ix.ops[i].kind] }
+
+// Code is operation i's error code.
+func (ix *Index) Code(i int32) string { return ix.strs[ix.ops[i].code] }
+
+// Ops returns the operations ordered by call time, then append order.
+func (h *History) Ops() []Op {
+	var out []Op
+	h.Each(func(o Op) bool { out = append(out, o); return true })
+	return out
+}
+
+// Len returns the number of operations.
+func (h *History) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ops)
 }
 
 // State appends a state change.
@@ -118,20 +258,6 @@ func (h *History) LostWrite(l Lost) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lost = append(h.lost, l)
-}
-
-// Ops returns the operations ordered by call time, then sequence.
-func (h *History) Ops() []Op {
-	h.mu.Lock()
-	out := append([]Op(nil), h.ops...)
-	h.mu.Unlock()
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Call.Equal(out[j].Call) {
-			return out[i].Call.Before(out[j].Call)
-		}
-		return out[i].Seq < out[j].Seq
-	})
-	return out
 }
 
 // States returns the state changes in time order.
@@ -157,13 +283,6 @@ func (h *History) LostWrites() []Lost {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]Lost(nil), h.lost...)
-}
-
-// Len returns the number of operations.
-func (h *History) Len() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.ops)
 }
 
 // record is one JSON line of a saved history.
@@ -194,10 +313,13 @@ func (h *History) Save(w io.Writer) error {
 			return err
 		}
 	}
-	for _, o := range h.Ops() {
-		if err := enc.Encode(record{Op: &o}); err != nil {
-			return err
-		}
+	var err error
+	h.Each(func(o Op) bool {
+		err = enc.Encode(record{Op: &o})
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
 	return bw.Flush()
 }
@@ -215,16 +337,13 @@ func Load(r io.Reader) (*History, error) {
 		}
 		switch {
 		case rec.Op != nil:
-			h.ops = append(h.ops, *rec.Op)
-			if rec.Op.Seq > h.seq {
-				h.seq = rec.Op.Seq
-			}
+			h.Add(*rec.Op)
 		case rec.State != nil:
-			h.states = append(h.states, *rec.State)
+			h.State(*rec.State)
 		case rec.Event != nil:
-			h.events = append(h.events, *rec.Event)
+			h.Event(*rec.Event)
 		case rec.Lost != nil:
-			h.lost = append(h.lost, *rec.Lost)
+			h.LostWrite(*rec.Lost)
 		default:
 			return nil, fmt.Errorf("history record %d: empty", line)
 		}
