@@ -49,6 +49,7 @@ var ExpectFunctions = []struct{ Sig, Doc string }{
 	{`state_time(resource, state) duration`, `time a resource spent in a state (from its state timeline)`},
 	{`ever_in(resource, state) bool`, `whether the resource was ever in the state`},
 	{`final_state(resource) string`, `the resource's last state`},
+	{`succeeded(step) bool`, `whether a timeline entry (fault or action, by name) ran without error — e.g. a key rotation attempted by the wrong role fails`},
 	{`duration("15m") duration`, `a duration literal (expr built-in)`},
 }
 
@@ -199,6 +200,13 @@ func (ev *evaluator) options() []expr.Option {
 			return d, nil
 		}, new(func(string, string) time.Duration)),
 		fn("ever_in", 2, 2, func(a []string) (any, error) { return m.everIn(a[0], a[1]), nil }, new(func(string, string) bool)),
+		fn("succeeded", 1, 1, func(a []string) (any, error) {
+			ran, ok := m.stepOutcome(a[0])
+			if !ran {
+				ev.missing("timeline entry " + a[0] + " never ran")
+			}
+			return ran && ok, nil
+		}, new(func(string) bool)),
 		fn("final_state", 1, 1, func(a []string) (any, error) { return m.finalState(a[0]), nil }, new(func(string) string)),
 	}
 }

@@ -27,6 +27,14 @@ type Fault interface {
 // not called.
 type Irreversible interface{ Irreversible() bool }
 
+// TopologyFault is implemented by misconfiguration faults: they change the
+// topology before the environment comes up (a wrong role, a missing DES,
+// purge protection off) and are not injected or reverted during the run.
+// Their timeline entry has at: 0 and no hold.
+type TopologyFault interface {
+	ApplyTopology(t *topology.Topology) error
+}
+
 // Validator is implemented by faults and actions whose parameters need
 // checking against the topology before the run starts.
 type Validator interface {

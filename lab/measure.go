@@ -41,6 +41,7 @@ type measure struct {
 	ix                   *history.Index
 	byTarget             map[string][]int32
 	states               []history.StateChange
+	events               []history.Event
 	lost                 []history.Lost
 	// noData collects what an expectation asked for that the history did
 	// not have (the verdict is then inconclusive).
@@ -51,6 +52,7 @@ func newMeasure(h *history.History, start, end time.Time) *measure {
 	ix := h.Index()
 	m := &measure{start: start, end: end, faultStart: end, faultEnd: end, ix: ix, byTarget: ix.ByTarget}
 	m.states = h.States()
+	m.events = h.Events()
 	m.lost = h.LostWrites()
 	first := true
 	for _, e := range h.Events() {
@@ -295,3 +297,19 @@ func (m *measure) kindOf(target string) string {
 }
 
 var _ = topology.ProbeHSMUnwrap
+
+// stepOutcome reports whether a timeline entry ran and whether every one of
+// its injects, reverts or actions succeeded.
+func (m *measure) stepOutcome(name string) (ran, ok bool) {
+	ok = true
+	for _, e := range m.events {
+		if e.Name != name {
+			continue
+		}
+		ran = true
+		if e.Error != "" {
+			ok = false
+		}
+	}
+	return ran, ok
+}

@@ -72,6 +72,17 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Misconfigurations change the topology before anything comes up.
+	for i, st := range sc.Timeline {
+		if tf, ok := st.Value.(TopologyFault); ok {
+			if err := tf.ApplyTopology(top); err != nil {
+				return nil, &topology.Error{File: sc.File, Line: st.line, Column: st.col, Field: fmt.Sprintf("timeline[%d]", i), Msg: err.Error()}
+			}
+		}
+	}
+	if errs := top.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("the scenario's misconfiguration makes the topology invalid: %w", errs)
+	}
 	probes, err := resolveProbes(sc, top)
 	if err != nil {
 		return nil, err
@@ -146,6 +157,11 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 	var pending []Step // faults to revert at the end
 	for _, st := range sc.Timeline {
 		st := st
+		if _, ok := st.Value.(TopologyFault); ok {
+			// Applied before bring-up; recorded as in effect from the start.
+			h.Event(history.Event{Time: clk.Now(), Name: st.Name, Type: st.Type, Phase: history.PhaseInject, Detail: describe(st.Value) + " (applied to the topology before the run)"})
+			continue
+		}
 		clk.AfterFunc(st.At.D(), func() {
 			r.apply(st, active)
 			if st.Kind == KindFault && !isIrreversible(st) {

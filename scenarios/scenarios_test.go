@@ -46,7 +46,8 @@ func TestBuiltInScenariosPass(t *testing.T) {
 }
 
 // decisive names, for each scenario, one parameter change that must make it
-// fail: no scenario has expectations that cannot fail.
+// fail: no scenario has expectations that cannot fail. Other files add
+// their scenarios' entries in init.
 var decisive = map[string]func(*lab.Scenario){
 	"partition-loss-two": override("behaviour.hsm.throughput.rsa2048.unwrap", 50), // 50 unwraps/s: latency blows up
 	// A failover policy with a 3 h grace period never fails over during the 2 h outage.

@@ -144,6 +144,33 @@ type WorkloadControl interface {
 	ASRReenableReplication(ctx context.Context, vm string) error
 }
 
+// IdentityControl is Microsoft Entra ID as the workloads see it.
+type IdentityControl interface {
+	// SetIssuing stops (false) or resumes issuing new tokens; tokens already
+	// issued stay valid for their lifetime (behaviour.identity.tokenLifetime).
+	SetIssuing(on bool) error
+}
+
+// DNSControl overrides how a region's clients resolve the HSM.
+type DNSControl interface {
+	// Misroute makes clients in region resolve the HSM to pool region to
+	// (ignoring Traffic Manager's health view); to "" restores normal
+	// resolution.
+	Misroute(region, to string) error
+}
+
+// DisasterRecovery is implemented by environments that can lose the whole
+// HSM (every partition of every pool, for good) and rebuild it from the
+// security domain (facts §4).
+type DisasterRecovery interface {
+	// LoseHSM loses every partition of every pool; nothing heals.
+	LoseHSM(ctx context.Context) error
+	// RestoreHSM creates a new HSM, uploads the security domain recovered
+	// with the private keys of the first n officers, restores the last full
+	// backup and points the workloads at it. Fewer than the quorum fails.
+	RestoreHSM(ctx context.Context, n int) error
+}
+
 // PlaintextScanner is implemented by environments that can check the
 // run's data directory for plaintext data-encryption keys: the lab runs it
 // after every run, and a finding fails the run.
