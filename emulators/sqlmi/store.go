@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/hsmlab/hsmlab/emulators/envelope"
+	"github.com/hsmlab/hsmlab/emulators/internal/atomicfile"
 )
 
 // Store is an instance's data path: encrypted rows and, next to them, the
@@ -83,7 +84,7 @@ func (s *DirStore) SaveDEK(_ context.Context, w envelope.WrappedDEK) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, "dek.json"), b)
+	return atomicfile.Write(filepath.Join(s.dir, "dek.json"), b)
 }
 
 // Get implements Store.
@@ -104,7 +105,7 @@ func (s *DirStore) Get(_ context.Context, key string) ([]byte, bool, error) {
 func (s *DirStore) Put(_ context.Context, key string, sealed []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return writeFileAtomic(s.rowPath(key), sealed)
+	return atomicfile.Write(s.rowPath(key), sealed)
 }
 
 // Delete implements Store.
@@ -137,23 +138,4 @@ func (s *DirStore) Keys(context.Context) ([]string, error) {
 	}
 	slices.Sort(keys)
 	return keys, nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/hsmlab/hsmlab/emulators/envelope"
+	"github.com/hsmlab/hsmlab/emulators/internal/atomicfile"
 )
 
 // Backend is the data path under an account: it stores sealed blobs with
@@ -91,7 +92,7 @@ func (b *DirBackend) SaveAccount(_ context.Context, account string, w envelope.W
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(b.accountPath(account), data)
+	return atomicfile.Write(b.accountPath(account), data)
 }
 
 // PutBlob implements Backend.
@@ -106,7 +107,7 @@ func (b *DirBackend) PutBlob(_ context.Context, container, name string, data []b
 	}
 	buf := make([]byte, 0, len(m)+1+len(data))
 	buf = append(append(append(buf, m...), '\n'), data...)
-	return writeFileAtomic(p, buf)
+	return atomicfile.Write(p, buf)
 }
 
 // GetBlob implements Backend.
@@ -159,23 +160,4 @@ func (b *DirBackend) ListBlobs(_ context.Context, container string) ([]string, e
 	}
 	slices.Sort(names)
 	return names, nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
 }
