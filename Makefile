@@ -24,7 +24,7 @@ test-integration:
 	bash scripts/install-softhsm.sh
 	bash scripts/install-azurite.sh
 	HSMLAB_REQUIRE_SOFTHSM=1 HSMLAB_REQUIRE_AZURITE=1 $(GO) test -race -count=1 \
-		-run 'PKCS11|SoftHSM|Conformance|Azurite|SQLServer' -v ./emulators/... 2>&1 | scripts/summarize-tests.sh
+		-run 'PKCS11|SoftHSM|Conformance|Azurite|SQLServer|Local' -v ./emulators/... ./topology/local/ 2>&1 | scripts/summarize-tests.sh
 
 ## bench: benchmarks of the performance targets named in the issues
 bench:

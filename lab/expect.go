@@ -50,6 +50,7 @@ var ExpectFunctions = []struct{ Sig, Doc string }{
 	{`ever_in(resource, state) bool`, `whether the resource was ever in the state`},
 	{`final_state(resource) string`, `the resource's last state`},
 	{`succeeded(step) bool`, `whether a timeline entry (fault or action, by name) ran without error — e.g. a key rotation attempted by the wrong role fails`},
+	{`outcome(step) string`, `what a timeline entry's inject or action achieved when it can end more than one expected way — e.g. "refused" or "purged" for key-purge-attempt ("" if it reports none)`},
 	{`duration("15m") duration`, `a duration literal (expr built-in)`},
 }
 
@@ -207,6 +208,13 @@ func (ev *evaluator) options() []expr.Option {
 			}
 			return ran && ok, nil
 		}, new(func(string) bool)),
+		fn("outcome", 1, 1, func(a []string) (any, error) {
+			o, ran := m.stepResult(a[0])
+			if !ran {
+				ev.missing("timeline entry " + a[0] + " never ran")
+			}
+			return o, nil
+		}, new(func(string) string)),
 		fn("final_state", 1, 1, func(a []string) (any, error) { return m.finalState(a[0]), nil }, new(func(string) string)),
 	}
 }

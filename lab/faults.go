@@ -223,7 +223,7 @@ func (f *KeyRevocation) Describe() string {
 
 // Inject revokes access.
 func (f *KeyRevocation) Inject(ctx context.Context, env topology.Env) error {
-	h, op := env.HSM(), env.Operator()
+	h, op := topology.AdminOf(env), env.Operator()
 	switch f.Mode {
 	case RevokeDisable:
 		vs, err := h.ListVersions(ctx, op, f.Key)
@@ -268,7 +268,7 @@ func (f *KeyRevocation) Inject(ctx context.Context, env topology.Env) error {
 
 // Revert restores access: re-enables, recovers, or re-creates the assignments.
 func (f *KeyRevocation) Revert(ctx context.Context, env topology.Env) error {
-	h, op := env.HSM(), env.Operator()
+	h, op := topology.AdminOf(env), env.Operator()
 	var errs []error
 	switch f.Mode {
 	case RevokeDisable:

@@ -313,3 +313,16 @@ func (m *measure) stepOutcome(name string) (ran, ok bool) {
 	}
 	return ran, ok
 }
+
+// stepResult returns the outcome recorded by a timeline entry's last inject
+// or action (see Outcomer) and whether the entry ran.
+func (m *measure) stepResult(name string) (outcome string, ran bool) {
+	for _, e := range m.events {
+		if e.Name != name || e.Phase == history.PhaseRevert {
+			continue
+		}
+		ran = true
+		outcome = e.Outcome
+	}
+	return outcome, ran
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,10 @@ type Run struct {
 	// Notes are run-level remarks (failed health checks, faults that
 	// could not be reverted).
 	Notes []string
+	// TimeScale is the clock's compression of modelled time (modelled
+	// seconds per wall second) on a scaled wall clock; 0 under the virtual
+	// clock.
+	TimeScale float64
 }
 
 // Errors a run reports before it starts.
@@ -94,6 +99,15 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 			}
 		}
 	}
+	if chk, ok := o.Provider.(topology.StepChecker); ok {
+		// Refuse, before anything comes up, what the provider cannot do.
+		for i, st := range sc.Timeline {
+			if err := chk.CheckStep(string(st.Kind), st.Type, st.Value); err != nil {
+				return nil, &topology.Error{File: sc.File, Line: st.line, Column: st.col, Field: fmt.Sprintf("timeline[%d]", i),
+					Msg: fmt.Sprintf("%s %q: %v: %v", st.Kind, st.Type, ErrNotSupported, err)}
+			}
+		}
+	}
 	seed := sc.Seed
 	if o.Seed != 0 {
 		seed = o.Seed
@@ -119,6 +133,9 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 		}
 	}
 	run := &Run{Scenario: sc, Topology: top, Provider: o.Provider.Name(), Seed: seed, History: h}
+	if scaled, ok := clk.(*clock.Scaled); ok {
+		run.TimeScale = scaled.Factor
+	}
 
 	progress(Progress{Stage: "up", Total: sc.Duration.D()})
 	// State changes are recorded from the start of traffic to its end:
@@ -135,6 +152,9 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s provider: %w", o.Provider.Name(), err)
 	}
+	if n, ok := env.(topology.Noter); ok {
+		run.Notes = append(run.Notes, n.Notes()...)
+	}
 
 	run.Start = clk.Now()
 	end := run.Start.Add(sc.Duration.D())
@@ -147,10 +167,17 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 	}
 
 	// Traffic: each probe on its own schedule, staggered within its interval.
+	// On a wall clock the health check took time: the timeline and the
+	// probes stay anchored at the start (a no-op under the virtual clock).
+	since := clk.Now().Sub(run.Start)
 	r := &runner{ctx: ctx, env: env, clk: clk, h: h, end: end}
+	// On a wall clock probes and faults run on timer goroutines: none may
+	// start once Execute returns (Ctrl-C included), and those running are
+	// waited for.
+	defer r.stop()
 	for i, p := range probes {
 		offset := time.Duration(int64(p.Every.D()) * int64(i) / int64(len(probes)))
-		r.schedule(p, offset)
+		r.schedule(p, max(0, offset-since))
 	}
 	// Timeline.
 	active := map[string]bool{}
@@ -162,13 +189,24 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 			h.Event(history.Event{Time: clk.Now(), Name: st.Name, Type: st.Type, Phase: history.PhaseInject, Detail: describe(st.Value) + " (applied to the topology before the run)"})
 			continue
 		}
-		clk.AfterFunc(st.At.D(), func() {
+		clk.AfterFunc(max(0, st.At.D()-since), func() {
+			if !r.begin() {
+				return
+			}
+			defer r.inflight.Done()
 			r.apply(st, active)
 			if st.Kind == KindFault && !isIrreversible(st) {
 				if st.Hold > 0 {
-					clk.AfterFunc(st.Hold.D(), func() { r.revert(st, active) })
+					clk.AfterFunc(st.Hold.D(), func() {
+						if r.begin() {
+							defer r.inflight.Done()
+							r.revert(st, active)
+						}
+					})
 				} else {
+					r.mu.Lock()
 					pending = append(pending, st)
+					r.mu.Unlock()
 				}
 			}
 		})
@@ -187,17 +225,20 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 				next = end
 			}
 			virt.RunUntil(next)
-			progress(Progress{Stage: "traffic", Elapsed: next.Sub(run.Start), Total: sc.Duration.D(), Active: keys(active)})
+			progress(Progress{Stage: "traffic", Elapsed: next.Sub(run.Start), Total: sc.Duration.D(), Active: r.activeNames(active)})
 		}
 	} else if err := waitUntil(ctx, clk, end, func(el time.Duration) {
-		progress(Progress{Stage: "traffic", Elapsed: el, Total: sc.Duration.D(), Active: keys(active)})
+		progress(Progress{Stage: "traffic", Elapsed: el, Total: sc.Duration.D(), Active: r.activeNames(active)})
 	}, run.Start); err != nil {
 		return nil, err
 	}
-	r.stopped = true
+	r.stop()
 
 	progress(Progress{Stage: "revert", Total: sc.Duration.D()})
-	for _, st := range pending {
+	r.mu.Lock()
+	toRevert := slices.Clone(pending)
+	r.mu.Unlock()
+	for _, st := range toRevert {
 		r.revert(st, active)
 	}
 	if virt != nil {
@@ -210,9 +251,9 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 	if bad := healthCheck(ctx, env, probes); len(bad) > 0 {
 		run.Notes = append(run.Notes, "health check after the run: "+strings.Join(bad, "; "))
 	}
-	for _, n := range r.notes {
-		run.Notes = append(run.Notes, n)
-	}
+	r.mu.Lock()
+	run.Notes = append(run.Notes, r.notes...)
+	r.mu.Unlock()
 
 	// Acknowledged writes that did not survive.
 	for _, target := range sortedKeys(r.acked) {
@@ -263,9 +304,41 @@ type runner struct {
 	clk     clock.Clock
 	h       *history.History
 	end     time.Time
-	stopped bool
-	acked   map[string][]acked // per target, in acknowledgement order
-	notes   []string
+	stopped atomic.Bool
+
+	// mu guards what probes and timeline entries share: on a wall clock
+	// they run on timer goroutines.
+	mu       sync.Mutex
+	inflight sync.WaitGroup     // probes and timeline entries running
+	acked    map[string][]acked // per target, in acknowledgement order
+	notes    []string
+}
+
+// begin registers a probe or timeline entry about to run; false once the
+// traffic has stopped. A true begin is paired with inflight.Done.
+func (r *runner) begin() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped.Load() {
+		return false
+	}
+	r.inflight.Add(1)
+	return true
+}
+
+// stop ends the traffic: nothing new starts, and what runs is waited for.
+func (r *runner) stop() {
+	r.mu.Lock()
+	r.stopped.Store(true)
+	r.mu.Unlock()
+	r.inflight.Wait()
+}
+
+// activeNames lists the timeline entries in effect.
+func (r *runner) activeNames(active map[string]bool) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return keys(active)
 }
 
 // acked is an acknowledged write.
@@ -275,12 +348,20 @@ type acked struct {
 }
 
 func (r *runner) schedule(p topology.ProbeSpec, after time.Duration) {
-	r.clk.AfterFunc(after, func() {
-		if r.stopped || !r.clk.Now().Before(r.end) {
+	r.scheduleAt(p, r.clk.Now().Add(after))
+}
+
+// scheduleAt runs the probe at due and then every interval after due: at a
+// fixed rate, so that on a wall clock neither the probes' own latency nor
+// the timers' wake-up delays make the schedule drift.
+func (r *runner) scheduleAt(p topology.ProbeSpec, due time.Time) {
+	r.clk.AfterFunc(due.Sub(r.clk.Now()), func() {
+		if !r.clk.Now().Before(r.end) || !r.begin() {
 			return
 		}
+		defer r.inflight.Done()
 		r.probe(p)
-		r.schedule(p, p.Every.D())
+		r.scheduleAt(p, due.Add(p.Every.D()))
 	})
 }
 
@@ -290,15 +371,20 @@ func (r *runner) probe(p topology.ProbeSpec) {
 	op := history.Op{Probe: p.Type + ":" + p.Target, Kind: p.Type, Target: p.Target, Region: res.Region, Path: res.Path,
 		Call: call, Return: call.Add(res.Latency), OK: res.OK, Code: res.Code, Error: res.Err,
 		Pool: res.Pool, Partition: res.Partition, KeyVersion: res.KeyVersion, WriteID: res.WriteID}
-	if _, virtual := r.clk.(*clock.Virtual); !virtual {
-		op.Return = r.clk.Now() // wall clock: the measured return time
+	if _, virtual := r.clk.(*clock.Virtual); !virtual && res.Latency <= 0 {
+		// Wall clock: the measured return time, unless the provider
+		// measured the latency itself (on a scaled clock real latencies
+		// stay real: they are not multiplied by the time scale).
+		op.Return = r.clk.Now()
 	}
 	r.h.Add(op)
 	if res.OK && res.WriteID != "" {
+		r.mu.Lock()
 		if r.acked == nil {
 			r.acked = map[string][]acked{}
 		}
 		r.acked[p.Target] = append(r.acked[p.Target], acked{id: res.WriteID, at: op.Return})
+		r.mu.Unlock()
 	}
 }
 
@@ -328,24 +414,42 @@ func (r *runner) apply(st Step, active map[string]bool) {
 	} else {
 		ev.Phase = history.PhaseInject
 		err = st.Fault().Inject(r.ctx, r.env)
+		r.mu.Lock()
 		active[st.Name] = true
+		r.mu.Unlock()
 	}
 	if err != nil {
 		ev.Error = err.Error()
-		r.notes = append(r.notes, fmt.Sprintf("%s %s failed: %v", st.Name, ev.Phase, err))
+		r.note(fmt.Sprintf("%s %s failed: %v", st.Name, ev.Phase, err))
+	}
+	if o := outcomeOf(st.Value); o != "" {
+		ev.Outcome = o
+		if ev.Detail != "" {
+			ev.Detail += " → "
+		}
+		ev.Detail += o
 	}
 	r.h.Event(ev)
 }
 
+func (r *runner) note(s string) {
+	r.mu.Lock()
+	r.notes = append(r.notes, s)
+	r.mu.Unlock()
+}
+
 func (r *runner) revert(st Step, active map[string]bool) {
-	if !active[st.Name] {
+	r.mu.Lock()
+	was := active[st.Name]
+	delete(active, st.Name)
+	r.mu.Unlock()
+	if !was {
 		return
 	}
-	delete(active, st.Name)
 	ev := history.Event{Time: r.clk.Now(), Name: st.Name, Type: st.Type, Phase: history.PhaseRevert}
 	if err := st.Fault().Revert(r.ctx, r.env); err != nil {
 		ev.Error = err.Error()
-		r.notes = append(r.notes, fmt.Sprintf("%s revert failed: %v", st.Name, err))
+		r.note(fmt.Sprintf("%s revert failed: %v", st.Name, err))
 	}
 	r.h.Event(ev)
 }
@@ -374,14 +478,18 @@ func healthCheck(ctx context.Context, env topology.Env, probes []topology.ProbeS
 }
 
 // waitUntil blocks until the clock reaches t (wall-clock providers), calling
-// tick about once a second.
+// tick about once a second (ten times a wall second on a scaled clock).
 func waitUntil(ctx context.Context, clk clock.Clock, t time.Time, tick func(time.Duration), start time.Time) error {
+	step := time.Second
+	if sc, ok := clk.(*clock.Scaled); ok {
+		step = time.Duration(float64(100*time.Millisecond) * max(1, sc.Factor))
+	}
 	for {
 		now := clk.Now()
 		if !now.Before(t) {
 			return nil
 		}
-		d := min(t.Sub(now), time.Second)
+		d := min(t.Sub(now), step)
 		ch := make(chan struct{})
 		tm := clk.AfterFunc(d, func() { close(ch) })
 		select {

@@ -41,7 +41,7 @@ func TestScenarioErrorsNamePosition(t *testing.T) {
 		line, col int
 		msg       string
 	}{
-		{"unknown fault type lists the known ones", "type: partition-loss,", "type: partition-los,", 7, 12, "partition-loss, region-outage"},
+		{"unknown fault type lists the known ones", "type: partition-loss,", "type: partition-los,", 7, 12, "partition-loss, "},
 		{"unknown parameter", "count: 2}", "count: 2, racks: 1}", 7, 0, `unknown field "racks"`},
 		{"wrong parameter type", "count: 2}", "count: two}", 7, 0, "wrong type"},
 		{"bad duration", "at: 30m,", "at: soon,", 7, 0, "invalid duration"},

@@ -40,6 +40,11 @@ type Result struct {
 	Verdict  lab.Verdict           `json:"verdict"`
 	Notes    []string              `json:"notes,omitempty"`
 	Lost     []history.Lost        `json:"lostWrites,omitempty"`
+
+	// TimeScale is the wall clock's compression of modelled time (modelled
+	// seconds per wall second) for providers on a scaled wall clock; absent
+	// for the sim's virtual clock.
+	TimeScale float64 `json:"timeScale,omitempty"`
 }
 
 // ScenarioInfo identifies the scenario.
@@ -134,6 +139,8 @@ func FromRun(r *lab.Run) *Result {
 		Verdict:  r.Verdict,
 		Notes:    r.Notes,
 		Lost:     r.History.LostWrites(),
+		// TimeScale is 0 (omitted) for the sim: its result stays byte-identical.
+		TimeScale: r.TimeScale,
 	}
 	for _, t := range s.Targets {
 		out := Target{Target: t.Target, Kind: t.Kind, Availability: roundAll(t.Availability), Ops: t.Ops, Failures: t.Failures,

@@ -55,7 +55,11 @@ func (r *Result) WriteSummary(w io.Writer) {
 	if r.Scenario.Expected != "" {
 		fmt.Fprintf(w, "Expected  %s\n", r.Scenario.Expected)
 	}
-	fmt.Fprintf(w, "Modelled  %v; faults active %v → %v\n\n", r.Duration.D(), r.Window.From.D(), r.Window.To.D())
+	fmt.Fprintf(w, "Modelled  %v; faults active %v → %v\n", r.Duration.D(), r.Window.From.D(), r.Window.To.D())
+	if r.TimeScale > 0 {
+		fmt.Fprintf(w, "Clock     wall clock at time scale %g× (modelled durations compressed; latencies are real wall-clock measurements)\n", r.TimeScale)
+	}
+	fmt.Fprintln(w)
 
 	if len(r.Timeline) > 0 {
 		var rows [][]string

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hsmlab/hsmlab/emulators/mhsm"
+	"github.com/hsmlab/hsmlab/emulators/mhsm/rbac"
 	"github.com/hsmlab/hsmlab/lab/clock"
 )
 
@@ -200,4 +201,81 @@ func LinkNames(t *Topology) []string {
 		out = append(out, pe.Name)
 	}
 	return out
+}
+
+// StepChecker is implemented by providers that cannot perform every fault or
+// action. The lab asks it about each timeline entry (its kind, registered
+// type name and configured value) before anything comes up, and refuses the
+// run with the returned reason.
+type StepChecker interface {
+	CheckStep(kind, typ string, value any) error
+}
+
+// Noter is implemented by environments with run-level remarks the result
+// must carry (a fallback from a real component to an embedded one, the time
+// scale of a wall-clock run, ...).
+type Noter interface {
+	Notes() []string
+}
+
+// KeyAdmin is the key and role management a fault performs as the lab's
+// operator. *mhsm.HSM implements it directly (the sim); a provider whose
+// faults must travel the way an operator's tooling would — over the Key
+// Vault REST API — returns its own implementation from
+// KeyAdministration.KeyAdmin. Errors wrap the same sentinels as the
+// emulator's (mhsm.ErrDeletedKeyNotFound, rbac.ErrConflict, ...).
+type KeyAdmin interface {
+	ListVersions(ctx context.Context, c mhsm.Caller, name string) ([]mhsm.KeyVersion, error)
+	UpdateKey(ctx context.Context, c mhsm.Caller, name, ver string, o mhsm.KeyOptions) (mhsm.KeyVersion, error)
+	DeleteKey(ctx context.Context, c mhsm.Caller, name string) (mhsm.DeletedKey, error)
+	RecoverDeletedKey(ctx context.Context, c mhsm.Caller, name string) (mhsm.KeyVersion, error)
+	RotateKey(ctx context.Context, c mhsm.Caller, name string) (mhsm.KeyVersion, mhsm.Served, error)
+	ListRoleAssignments(ctx context.Context, c mhsm.Caller, scope rbac.Scope) ([]rbac.Assignment, error)
+	CreateRoleAssignment(ctx context.Context, c mhsm.Caller, a rbac.Assignment) (rbac.Assignment, error)
+	DeleteRoleAssignment(ctx context.Context, c mhsm.Caller, scope rbac.Scope, name string) (rbac.Assignment, error)
+}
+
+var _ KeyAdmin = (*mhsm.HSM)(nil)
+
+// KeyAdministration is implemented by environments whose key-management
+// faults go through something other than the emulator's core (see KeyAdmin).
+type KeyAdministration interface {
+	KeyAdmin() KeyAdmin
+}
+
+// AdminOf returns the environment's KeyAdmin: its own when it has one, else
+// the HSM emulator itself.
+func AdminOf(env Env) KeyAdmin {
+	if ka, ok := env.(KeyAdministration); ok {
+		return ka.KeyAdmin()
+	}
+	return env.HSM()
+}
+
+// LinkShaper is implemented by Links on real sockets (toxiproxy) that can
+// also reset connections and limit bandwidth.
+type LinkShaper interface {
+	// SetReset makes every connection over the link reset (TCP RST) as soon
+	// as data flows, or stops doing so.
+	SetReset(link string, on bool) error
+	// SetBandwidth limits the link to kbps kilobytes per second in each
+	// direction; 0 removes the limit.
+	SetBandwidth(link string, kbps int) error
+}
+
+// DNSNowhere is the DNSControl.Misroute target that resolves the HSM's name
+// to an address where nothing answers: every request from the region is
+// unreachable.
+const DNSNowhere = "nowhere"
+
+// KeyVersionControl is implemented by environments whose workloads can be
+// pointed at a key version by hand — step 2 of the seed's key rotation
+// ("update services to use the new version"): a SQL instance's manual TDE
+// protector rotation, a storage account's or a DES's key version.
+type KeyVersionControl interface {
+	// SetKeyVersion points a SQL managed instance, storage account or disk
+	// encryption set at version of its key ("" = the key's current version
+	// as the workload's own key store route sees it), re-wrapping its DEKs
+	// now. The version is pinned: a storage account stops its daily poll.
+	SetKeyVersion(ctx context.Context, workload, version string) error
 }

@@ -77,6 +77,6 @@ Without a topology file every command uses the embedded default topology
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(), newSuiteCmd(), newScenariosCmd(), newFaultsCmd(), newLintCmd(), newCostCmd(), newTopologyCmd(), newServeCmd())
+	root.AddCommand(newRunCmd(), newSuiteCmd(), newScenariosCmd(), newFaultsCmd(), newLintCmd(), newCostCmd(), newTopologyCmd(), newServeCmd(), newCompareCmd())
 	return root
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hsmlab/hsmlab/lab"
+	"github.com/hsmlab/hsmlab/lab/clock"
 	"github.com/hsmlab/hsmlab/results"
 	"github.com/hsmlab/hsmlab/scenarios"
 	"github.com/hsmlab/hsmlab/topology"
+	"github.com/hsmlab/hsmlab/topology/local"
 	"github.com/hsmlab/hsmlab/topology/sim"
 )
 
@@ -26,22 +28,39 @@ type runFlags struct {
 	junit    string
 	provider string
 	quiet    bool
+	// Wall-clock providers (local).
+	timescale   float64
+	sqlDSN      string
+	requireReal bool
+	stderr      io.Writer
 }
 
 func (f *runFlags) register(cmd *cobra.Command) {
 	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "random seed (default: the scenario's, else 1)")
 	cmd.Flags().StringVar(&f.out, "out", "out", "directory for result.json, history.jsonl and the run's data")
 	cmd.Flags().StringVar(&f.junit, "junit", "", "also write JUnit XML to this file")
-	cmd.Flags().StringVar(&f.provider, "provider", "sim", "where to run: sim (in-process, virtual time)")
+	cmd.Flags().StringVar(&f.provider, "provider", "sim", "where to run: sim (in-process, virtual time) or local (real parts on loopback: SoftHSM, azkeys, Azurite, toxiproxy; wall clock)")
 	cmd.Flags().BoolVarP(&f.quiet, "quiet", "q", false, "print only the verdict line")
+	cmd.Flags().Float64Var(&f.timescale, "timescale", local.DefaultTimeScale, "wall-clock providers: modelled seconds per wall second (60 turns SQL's 10 minutes into 10 s); recorded in the result")
+	cmd.Flags().StringVar(&f.sqlDSN, "sqlserver-dsn", "", "local provider: run SQL's data path on SQL Server (go-mssqldb connection string; default $"+local.SQLServerEnv+", else embedded)")
+	cmd.Flags().BoolVar(&f.requireReal, "require-real", false, "local provider: fail instead of falling back to pure-Go partitions (no SoftHSM) or the embedded storage path (no Azurite)")
 }
 
-func (f *runFlags) providerValue() (topology.Provider, error) {
-	switch f.provider {
-	case "sim":
-		return sim.Provider{}, nil
+func (f *runFlags) providerValue(cmd *cobra.Command) (topology.Provider, error) {
+	f.stderr = cmd.ErrOrStderr()
+	if f.provider != "sim" && f.provider != "local" {
+		return nil, badInput(fmt.Errorf("--provider %q: available providers: sim, local", f.provider))
 	}
-	return nil, badInput(fmt.Errorf("--provider %q: available providers: sim", f.provider))
+	if f.provider == "sim" && (cmd.Flags().Changed("timescale") || f.sqlDSN != "" || f.requireReal) {
+		return nil, badInput(fmt.Errorf("--timescale, --sqlserver-dsn and --require-real apply to wall-clock providers (--provider local); the sim runs on virtual time"))
+	}
+	if f.timescale < 1 {
+		return nil, badInput(fmt.Errorf("--timescale %g: must be at least 1", f.timescale))
+	}
+	if f.provider == "local" {
+		return &local.Provider{SQLServerDSN: f.sqlDSN, InstallAzurite: true, RequireSoftHSM: f.requireReal, RequireAzurite: f.requireReal, Log: f.stderr}, nil
+	}
+	return sim.Provider{}, nil
 }
 
 func newRunCmd() *cobra.Command {
@@ -62,7 +81,7 @@ byte-identical result.json.
 Exit status: 0 pass, 1 fail or inconclusive, 2 bad input.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prov, err := f.providerValue()
+			prov, err := f.providerValue(cmd)
 			if err != nil {
 				return err
 			}
@@ -104,8 +123,21 @@ func runOne(ctx context.Context, stdout, stderr io.Writer, sc *lab.Scenario, pro
 		return nil, badInput(fmt.Errorf("--out: %w", err))
 	}
 	wall := time.Now()
-	run, err := lab.Execute(ctx, sc, lab.Options{Provider: prov, Seed: f.seed, DataDir: filepath.Join(dir, "data")})
+	opts := lab.Options{Provider: prov, Seed: f.seed, DataDir: filepath.Join(dir, "data")}
+	if prov.Name() != "sim" {
+		// Real parts run on the wall clock, compressed by the time scale.
+		opts.Clock = clock.NewScaled(f.timescale)
+		if !f.quiet && f.stderr != nil {
+			bar := newProgress(f.stderr, sc)
+			defer bar.finish()
+			opts.Progress = bar.update
+		}
+	}
+	run, err := lab.Execute(ctx, sc, opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, badInput(fmt.Errorf("%s: interrupted; the environment was shut down: %w", sc.Name, err))
+		}
 		return nil, badInput(err)
 	}
 	elapsed := time.Since(wall)
@@ -153,7 +185,7 @@ func newSuiteCmd() *cobra.Command {
 		Short: "Run every built-in scenario; one summary table; JUnit for all",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			prov, err := f.providerValue()
+			prov, err := f.providerValue(cmd)
 			if err != nil {
 				return err
 			}

@@ -82,3 +82,27 @@ func TestScaled(t *testing.T) {
 		t.Fatal("scaled Now did not advance at the factor")
 	}
 }
+
+func TestScaledSkip(t *testing.T) {
+	s := clock.NewScaled(1)
+	fired := make(chan time.Duration, 2)
+	s.AfterFunc(time.Hour, func() { fired <- clock.Since(s, s.Origin) })
+	stopped := s.AfterFunc(2*time.Hour, func() { t.Error("stopped timer fired") })
+	stopped.Stop()
+	before := s.Now()
+	s.Skip(time.Hour + time.Second)
+	if d := s.Now().Sub(before); d < time.Hour {
+		t.Fatalf("Skip moved Now by %v", d)
+	}
+	select {
+	case at := <-fired:
+		if at < time.Hour {
+			t.Fatalf("timer fired at %v of modelled time", at)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("timer due within the skip did not fire")
+	}
+	if got := s.Wall(10 * time.Minute); got != 10*time.Minute {
+		t.Fatalf("Wall at factor 1 = %v", got)
+	}
+}

@@ -60,6 +60,9 @@ type Event struct {
 	Phase  string    `json:"phase"`
 	Detail string    `json:"detail,omitempty"`
 	Error  string    `json:"error,omitempty"`
+	// Outcome is what an inject or action achieved when it can end in more
+	// than one expected way ("refused", "purged"); see lab.Outcomer.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Event phases.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 
+	"github.com/hsmlab/hsmlab/emulators/keyclient"
 	"github.com/hsmlab/hsmlab/emulators/mhsm"
 	"github.com/hsmlab/hsmlab/emulators/partition"
 	"github.com/hsmlab/hsmlab/topology"
@@ -64,14 +65,16 @@ func (e *env) probeUnwrap(ctx context.Context, p topology.ProbeSpec) topology.Pr
 	e.mu.Lock()
 	up := e.unwrapProbes[id]
 	e.mu.Unlock()
-	caller := func(principal string) mhsm.Caller { return mhsm.Caller{Principal: principal, Region: region} }
+	caller := func(principal string) mhsm.Caller {
+		return mhsm.Caller{Principal: principal, Region: e.callerRegion(region)}
+	}
 	if up == nil {
 		as, key := probeIdentity(e.t, region, p.As, p.Key)
 		// The probe's DEK is wrapped once, by the lab's operator, so the
 		// probe measures unwrap only.
 		dek := make([]byte, 32)
 		_, _ = rand.Read(dek)
-		w, err := e.hsm.WrapKey(ctx, e.Operator(), key, "", partition.RSAOAEP256, dek)
+		w, err := e.HSM().WrapKey(ctx, e.Operator(), key, "", partition.RSAOAEP256, dek)
 		if err != nil {
 			code, _ := mhsm.Code(err)
 			res.Code, res.Err = code, err.Error()
@@ -82,7 +85,11 @@ func (e *env) probeUnwrap(ctx context.Context, p topology.ProbeSpec) topology.Pr
 		e.unwrapProbes[id] = up
 		e.mu.Unlock()
 	}
-	r, err := e.hsm.UnwrapKey(ctx, caller(up.principal), up.key, up.version, partition.RSAOAEP256, up.wrapped)
+	if err := e.admit(region, up.principal, "unwrapKey", up.key); err != nil {
+		res.Code, res.Err = keyclient.Code(err), err.Error()
+		return res
+	}
+	r, err := e.HSM().UnwrapKey(ctx, caller(up.principal), up.key, up.version, partition.RSAOAEP256, up.wrapped)
 	if err != nil {
 		code, _ := mhsm.Code(err)
 		if errors.Is(err, mhsm.ErrUnavailable) {

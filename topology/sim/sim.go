@@ -18,6 +18,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"slices"
 	"sync"
@@ -25,7 +26,6 @@ import (
 
 	"github.com/hsmlab/hsmlab/emulators/keyclient"
 	"github.com/hsmlab/hsmlab/emulators/mhsm"
-	"github.com/hsmlab/hsmlab/emulators/partition"
 	"github.com/hsmlab/hsmlab/lab/clock"
 	"github.com/hsmlab/hsmlab/topology"
 )
@@ -47,6 +47,7 @@ const (
 var (
 	officerMu   sync.Mutex
 	officerKeys []*rsa.PublicKey
+	officerPriv []*rsa.PrivateKey // kept for security-domain recovery (dr.go)
 )
 
 func officers(n int) ([]*rsa.PublicKey, error) {
@@ -58,6 +59,7 @@ func officers(n int) ([]*rsa.PublicKey, error) {
 			return nil, fmt.Errorf("sim: officer key: %w", err)
 		}
 		officerKeys = append(officerKeys, &k.PublicKey)
+		officerPriv = append(officerPriv, k)
 	}
 	return officerKeys[:n], nil
 }
@@ -70,15 +72,9 @@ func (Provider) Up(ctx context.Context, t *topology.Topology, o topology.UpOptio
 	if clk == nil {
 		clk = clock.NewVirtual(time.Time{})
 	}
-	e := &env{t: t, clk: clk, onState: o.OnState, down: map[string]bool{}, net: newNetwork(t)}
+	e := &env{t: t, clk: clk, rnd: o.Rand, onState: o.OnState, down: map[string]bool{}, net: newNetwork(t)}
 	e.virt, _ = clk.(*clock.Virtual)
-	cfg := t.HSMConfig(clk, o.Rand)
-	cfg.NewPartition = func(region string, p mhsm.PartitionConfig) (partition.Partition, error) {
-		// Identical unwraps are memoized: probes repeat them thousands of times.
-		return partition.Memo(partition.NewMemory(region+"/"+p.Name), 0), nil
-	}
-	cfg.OnChange = func(c mhsm.Change) { e.state(c.Resource, c.Kind, c.From, c.To, c.Reason) }
-	h, err := mhsm.New(cfg)
+	h, err := e.newHSM(nil)
 	if err != nil {
 		return nil, fmt.Errorf("sim: hsm: %w", err)
 	}
@@ -87,7 +83,11 @@ func (Provider) Up(ctx context.Context, t *topology.Topology, o topology.UpOptio
 	if err != nil {
 		return e, err
 	}
-	if _, err := topology.Provision(ctx, h, t, offs); err != nil {
+	prov, err := topology.Provision(ctx, h, t, offs)
+	if err != nil {
+		return e, fmt.Errorf("sim: %w", err)
+	}
+	if err := e.keepRecoveryMaterial(ctx, prov); err != nil {
 		return e, fmt.Errorf("sim: %w", err)
 	}
 	e.unwrapProbes = map[string]*unwrapProbe{}
@@ -109,7 +109,9 @@ type env struct {
 	t       *topology.Topology
 	clk     clock.Clock
 	virt    *clock.Virtual
-	hsm     *mhsm.HSM
+	rnd     *mrand.Rand
+	hsm     *mhsm.HSM // replaced by RestoreHSM (dr.go): read it with HSM()
+	dr      recovery
 	net     *network
 	onState func(topology.StateChange)
 
@@ -120,21 +122,32 @@ type env struct {
 	mu           sync.Mutex
 	down         map[string]bool
 	unwrapProbes map[string]*unwrapProbe
+
+	dns dnsTable // DNS misroutes (dns.go)
+	ids tokens   // Entra ID tokens (identity.go)
 }
 
 func (e *env) Provider() string             { return "sim" }
 func (e *env) Topology() *topology.Topology { return e.t }
 func (e *env) Clock() clock.Clock           { return e.clk }
-func (e *env) HSM() *mhsm.HSM               { return e.hsm }
 func (e *env) Operator() mhsm.Caller        { return mhsm.Caller{Principal: topology.OperatorPrincipal} }
 func (e *env) Network() topology.Links      { return e.net }
+
+// HSM returns the current HSM: the provisioned one, or the one RestoreHSM
+// rebuilt from the security domain.
+func (e *env) HSM() *mhsm.HSM {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.hsm
+}
 
 // Down stops the workloads and releases the HSM; a data directory the sim
 // created itself is removed. Idempotent.
 func (e *env) Down(ctx context.Context) error {
 	e.closeWorkloads()
-	if e.hsm != nil {
-		e.hsm.Close()
+	e.closeRecovery()
+	if h := e.HSM(); h != nil {
+		h.Close()
 	}
 	if e.tmpDir != "" {
 		os.RemoveAll(e.tmpDir)
@@ -159,8 +172,8 @@ func (e *env) SetRegionDown(region string, down bool) error {
 	if was == down {
 		return nil
 	}
-	if slices.Contains(e.hsm.Regions(), region) {
-		if err := e.hsm.SetRegionDown(region, down); err != nil {
+	if h := e.HSM(); slices.Contains(h.Regions(), region) {
+		if err := h.SetRegionDown(region, down); err != nil {
 			return err
 		}
 	}
@@ -188,6 +201,9 @@ func (e *env) path(client, pool string) (time.Duration, string, error) {
 	if e.t.Behaviour.HSM.RemovedRegionAccess == topology.RemovedLost && e.removed(client) {
 		return 0, "", fmt.Errorf("the HSM pool of %s was removed and its clients lost access (behaviour.hsm.removedRegionAccess: lost)", client)
 	}
+	if err := e.misroutePath(client, pool); err != nil {
+		return 0, "", err
+	}
 	return e.net.path(client, pool)
 }
 
@@ -195,7 +211,7 @@ func (e *env) path(client, pool string) (time.Duration, string, error) {
 // longer has (the extended region was removed).
 func (e *env) removed(region string) bool {
 	had := slices.ContainsFunc(e.t.HSM.Pools, func(p topology.Pool) bool { return p.Region == region })
-	return had && !slices.Contains(e.hsm.Regions(), region)
+	return had && !slices.Contains(e.HSM().Regions(), region)
 }
 
 // Probe performs one observation.
@@ -219,7 +235,7 @@ type keyClient struct {
 // KeyClient returns the key client of a principal in a region.
 func (e *env) KeyClient(principal, region string) keyclient.Client {
 	kc := &keyClient{e: e, region: region}
-	kc.c = mhsm.NewClient(e.hsm, principal, region)
+	kc.c = mhsm.NewClient(e.HSM(), principal, region)
 	kc.c.Observe = func(_ string, s mhsm.Served) { kc.served = s }
 	return kc
 }
@@ -235,7 +251,7 @@ func (k *keyClient) pre(op, key string) error {
 	if k.e.regionDown(k.region) {
 		return &keyclient.Error{Class: keyclient.ErrUnreachable, Code: CodeRegionDown, Op: op, Key: key, Err: errors.New(k.region + " is down")}
 	}
-	return nil
+	return k.e.admit(k.region, k.c.Caller.Principal, op, key)
 }
 
 // GetKey implements keyclient.Client.
@@ -243,7 +259,7 @@ func (k *keyClient) GetKey(ctx context.Context, name, version string) (keyclient
 	if err := k.pre("getKey", name); err != nil {
 		return keyclient.Key{}, err
 	}
-	out, err := k.c.GetKey(ctx, name, version)
+	out, err := k.routed().GetKey(ctx, name, version)
 	if err != nil {
 		return out, err
 	}
@@ -255,7 +271,7 @@ func (k *keyClient) WrapKey(ctx context.Context, name, version string, alg keycl
 	if err := k.pre("wrapKey", name); err != nil {
 		return keyclient.Wrapped{}, err
 	}
-	out, err := k.c.WrapKey(ctx, name, version, alg, dek)
+	out, err := k.routed().WrapKey(ctx, name, version, alg, dek)
 	if err != nil {
 		return out, err
 	}
@@ -267,7 +283,7 @@ func (k *keyClient) UnwrapKey(ctx context.Context, name string, w keyclient.Wrap
 	if err := k.pre("unwrapKey", name); err != nil {
 		return nil, err
 	}
-	out, err := k.c.UnwrapKey(ctx, name, w)
+	out, err := k.routed().UnwrapKey(ctx, name, w)
 	if err != nil {
 		return nil, err
 	}

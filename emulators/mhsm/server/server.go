@@ -19,6 +19,14 @@ import (
 // Earlier 7.x versions (7.0–7.6, with or without -preview) are accepted too.
 const APIVersion = "2025-07-01"
 
+// Response headers of the lab extension naming the pool region and the
+// partition that served a key operation. The real service does not send
+// them; clients ignore unknown headers.
+const (
+	HeaderServedPool      = "x-hsmlab-served-pool"
+	HeaderServedPartition = "x-hsmlab-served-partition"
+)
+
 var apiVersionRE = regexp.MustCompile(`^(2025-07-01|7\.[0-9](-preview(\.[0-9]+)?)?)$`)
 
 // handler serves one region's endpoint.
@@ -114,6 +122,11 @@ func (s *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.hold(r.Context(), start, res.served)
+	if res.served.Region != "" {
+		// Lab extension (not sent by Azure): which pool and partition served.
+		w.Header().Set(HeaderServedPool, res.served.Region)
+		w.Header().Set(HeaderServedPartition, res.served.Partition)
+	}
 	for k, v := range res.header {
 		w.Header().Set(k, v)
 	}
