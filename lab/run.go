@@ -169,7 +169,6 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 	// Traffic: each probe on its own schedule, staggered within its interval.
 	// On a wall clock the health check took time: the timeline and the
 	// probes stay anchored at the start (a no-op under the virtual clock).
-	since := clk.Now().Sub(run.Start)
 	r := &runner{ctx: ctx, env: env, clk: clk, h: h, end: end}
 	// On a wall clock probes and faults run on timer goroutines: none may
 	// start once Execute returns (Ctrl-C included), and those running are
@@ -177,7 +176,7 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 	defer r.stop()
 	for i, p := range probes {
 		offset := time.Duration(int64(p.Every.D()) * int64(i) / int64(len(probes)))
-		r.schedule(p, max(0, offset-since))
+		r.scheduleAt(p, run.Start.Add(offset))
 	}
 	// Timeline.
 	active := map[string]bool{}
@@ -189,7 +188,7 @@ func Execute(ctx context.Context, sc *Scenario, o Options) (*Run, error) {
 			h.Event(history.Event{Time: clk.Now(), Name: st.Name, Type: st.Type, Phase: history.PhaseInject, Detail: describe(st.Value) + " (applied to the topology before the run)"})
 			continue
 		}
-		clk.AfterFunc(max(0, st.At.D()-since), func() {
+		clk.AfterFunc(run.Start.Add(st.At.D()).Sub(clk.Now()), func() {
 			if !r.begin() {
 				return
 			}
@@ -345,10 +344,6 @@ func (r *runner) activeNames(active map[string]bool) []string {
 type acked struct {
 	id string
 	at time.Time
-}
-
-func (r *runner) schedule(p topology.ProbeSpec, after time.Duration) {
-	r.scheduleAt(p, r.clk.Now().Add(after))
 }
 
 // scheduleAt runs the probe at due and then every interval after due: at a

@@ -50,21 +50,23 @@ func (p *progress) update(pr lab.Progress) {
 	p.bar.Describe(fmt.Sprintf("[%s] modelled %v / %v · faults: %s", pr.Stage, p.elapsed.Round(time.Second), pr.Total, active))
 	_ = p.bar.Set64(int64(p.elapsed / time.Second))
 	if pr.Stage == "done" {
-		p.finishLocked()
+		p.done = true
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.w)
 	}
 }
 
+// finish ends a bar the run did not complete (an error, Ctrl-C): it stays
+// where the run stopped.
 func (p *progress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.finishLocked()
-}
-
-func (p *progress) finishLocked() {
 	if p.done {
 		return
 	}
 	p.done = true
-	_ = p.bar.Finish()
-	fmt.Fprintln(p.w)
+	if p.elapsed > 0 {
+		_ = p.bar.Exit()
+		fmt.Fprintln(p.w)
+	}
 }

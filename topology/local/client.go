@@ -210,8 +210,39 @@ func (e *env) KeyClient(principal, region string) keyclient.Client {
 	if err != nil {
 		return failingClient{err}
 	}
-	e.clients[k] = c
-	return c
+	e.clients[k] = simCodes{c}
+	return e.clients[k]
+}
+
+// simCodes reports errors with the codes the emulator's in-process client
+// (the sim) records, so that results of both providers compare and a
+// scenario's errors(target, code) reads the same: Key Vault's top-level
+// "Forbidden" for role and key-operation denials, whose innererror
+// (ForbiddenByRbac, KeyOperationInvalid) azkeysclient reports; key states
+// (KeyDisabled, ...) are the same in both.
+type simCodes struct{ c keyclient.Client }
+
+func (s simCodes) fix(err error) error {
+	var ke *keyclient.Error
+	if errors.As(err, &ke) && (ke.Code == server.CodeForbiddenByRBAC || ke.Code == server.CodeKeyOpNotAllowed) {
+		ke.Code = server.CodeForbidden
+	}
+	return err
+}
+
+func (s simCodes) GetKey(ctx context.Context, name, version string) (keyclient.Key, error) {
+	k, err := s.c.GetKey(ctx, name, version)
+	return k, s.fix(err)
+}
+
+func (s simCodes) WrapKey(ctx context.Context, name, version string, alg keyclient.Alg, dek []byte) (keyclient.Wrapped, error) {
+	w, err := s.c.WrapKey(ctx, name, version, alg, dek)
+	return w, s.fix(err)
+}
+
+func (s simCodes) UnwrapKey(ctx context.Context, name string, w keyclient.Wrapped) ([]byte, error) {
+	b, err := s.c.UnwrapKey(ctx, name, w)
+	return b, s.fix(err)
 }
 
 // failingClient is a key client that could not be built.

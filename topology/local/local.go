@@ -227,7 +227,7 @@ func (e *env) upHSM(ctx context.Context, o topology.UpOptions) error {
 	if ps.SoftHSM() {
 		e.announce(false, "HSM partitions: %d SoftHSM tokens through PKCS#11 (%s), one per partition", n, ps.soft.soft.ModulePath)
 	} else {
-		e.announce(true, "HSM PARTITIONS ARE PURE-GO, NOT SOFTHSM: %v — install SoftHSM with scripts/install-softhsm.sh", why)
+		e.announce(true, "HSM PARTITIONS ARE PURE-GO, NOT SOFTHSM: %v", why)
 	}
 	offs, err := officers(len(e.t.HSM.SecurityDomain.Officers))
 	if err != nil {

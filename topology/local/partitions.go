@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"crypto/rsa"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -222,5 +221,3 @@ func (ps *partitions) release() error {
 
 // SoftHSM reports whether the partitions are SoftHSM tokens.
 func (ps *partitions) SoftHSM() bool { return ps != nil && ps.soft != nil }
-
-var errNoSoftHSM = errors.New("SoftHSM is not available")
