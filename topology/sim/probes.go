@@ -9,6 +9,7 @@ import (
 	"github.com/hsmlab/hsmlab/emulators/mhsm"
 	"github.com/hsmlab/hsmlab/emulators/partition"
 	"github.com/hsmlab/hsmlab/topology"
+	shared "github.com/hsmlab/hsmlab/topology/workloads"
 )
 
 // unwrapProbe holds the DEK an hsm-unwrap probe unwraps again and again.
@@ -16,42 +17,6 @@ type unwrapProbe struct {
 	principal, key string
 	version        string
 	wrapped        []byte
-}
-
-// probeIdentity picks the principal and key an hsm-unwrap probe from a
-// region acts with: the scenario's choice, else the identity of the first
-// workload of that region (SQL MI, storage account, DES) and its key.
-func probeIdentity(t *topology.Topology, region, as, key string) (string, string) {
-	type wl struct{ region, id, key string }
-	var all []wl
-	for _, s := range t.Workloads.SQLManagedInstances {
-		all = append(all, wl{s.Region, s.Identity, s.Key})
-	}
-	for _, s := range t.Workloads.StorageAccounts {
-		all = append(all, wl{s.Region, s.Identity, s.Key})
-	}
-	for _, d := range t.Workloads.DiskEncryptionSets {
-		all = append(all, wl{d.Region, d.Identity, d.Key})
-	}
-	for _, w := range all {
-		if w.region != region || (key != "" && w.key != key) || (as != "" && w.id != as) {
-			continue
-		}
-		if as == "" {
-			as = w.id
-		}
-		if key == "" {
-			key = w.key
-		}
-		break
-	}
-	if as == "" {
-		as = topology.OperatorPrincipal
-	}
-	if key == "" && len(t.HSM.Keys) > 0 {
-		key = t.HSM.Keys[0].Name
-	}
-	return as, key
 }
 
 func (e *env) probeUnwrap(ctx context.Context, p topology.ProbeSpec) topology.ProbeResult {
@@ -69,7 +34,7 @@ func (e *env) probeUnwrap(ctx context.Context, p topology.ProbeSpec) topology.Pr
 		return mhsm.Caller{Principal: principal, Region: e.callerRegion(region)}
 	}
 	if up == nil {
-		as, key := probeIdentity(e.t, region, p.As, p.Key)
+		as, key := shared.ProbeIdentity(e.t, region, p.As, p.Key)
 		// The probe's DEK is wrapped once, by the lab's operator, so the
 		// probe measures unwrap only.
 		dek := make([]byte, 32)
